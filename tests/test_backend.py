@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from tinysegnet import backend
+
+
+def test_cpu_is_numpy():
+    assert backend.array_module("cpu") is np
+    assert backend.resolve_device("cpu") == "cpu"
+
+
+def test_env_override_cpu(monkeypatch):
+    monkeypatch.setenv(backend.DEVICE_ENV, "cpu")
+    assert backend.resolve_device("auto") == "cpu"
+
+
+def test_bad_device_names(monkeypatch):
+    with pytest.raises(ValueError, match="tpu"):
+        backend.resolve_device("tpu")
+    monkeypatch.setenv(backend.DEVICE_ENV, "cuda")
+    with pytest.raises(ValueError, match="TINYSEGNET_DEVICE"):
+        backend.resolve_device("auto")
+
+
+def test_gpu_without_cuda_is_an_error(monkeypatch):
+    if backend.gpu_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        backend.resolve_device("gpu")
+    monkeypatch.setenv(backend.DEVICE_ENV, "gpu")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        backend.resolve_device("auto")
+
+
+def test_xp_of_numpy_and_roundtrip(xp):
+    a = xp.arange(6.0).reshape(2, 3)
+    assert backend.xp_of(a, None, 3.0) is xp
+    device = "gpu" if xp is not np else "cpu"
+    assert backend.device_of(a) == device
+    back = backend.to_numpy(backend.to_device(backend.to_numpy(a), device))
+    np.testing.assert_array_equal(back, np.arange(6.0).reshape(2, 3))
+
+
+@pytest.mark.gpu
+def test_mixing_numpy_and_cupy_is_a_clear_error():
+    if not backend.gpu_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    import cupy
+    with pytest.raises(TypeError, match="mixed"):
+        backend.xp_of(np.zeros(2), cupy.zeros(2))

@@ -1,0 +1,84 @@
+"""Batch normalisation over the channels of an NCHW tensor: forward and backward.
+
+Shapes::
+
+    x, out                           (N, C, H, W)
+    gamma, beta                      (C,)   scale and shift
+    running_mean, running_var        (C,)   updated in place while training
+
+With m = N * H * W values per channel, training mode normalises by the batch::
+
+    mu = mean(x),  var = mean((x - mu)^2)          (biased, per channel)
+    xhat = (x - mu) / sqrt(var + eps)
+    out = gamma * xhat + beta
+    running_mean <- (1 - momentum) * running_mean + momentum * mu
+    running_var  <- (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+
+(PyTorch's convention: the biased variance normalises, the unbiased one enters the
+running average). Inference mode uses the running statistics instead of mu and var.
+"""
+
+from ..backend import xp_of
+from ._checks import require_float, require_ndim
+
+
+def _per_channel(v):
+    return v[None, :, None, None]
+
+
+def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
+                        momentum=0.1, eps=1e-5):
+    """Returns ``(out, cache)``; see the module docstring for the formulas."""
+    require_ndim("batchnorm2d_forward", "x", x, 4, "(N, C, H, W)")
+    require_float("batchnorm2d_forward", "x", x)
+    C = x.shape[1]
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if v.shape != (C,):
+            raise ValueError(f"batchnorm2d_forward: {name} must have shape ({C},) for x "
+                             f"{tuple(x.shape)}, got {tuple(v.shape)}")
+    xp = xp_of(x, gamma, beta, running_mean, running_var)
+    if training:
+        m = x.size // C
+        if m < 2:
+            raise ValueError(f"batchnorm2d_forward: training needs more than one value per "
+                             f"channel, got x {tuple(x.shape)}")
+        mean = x.mean(axis=(0, 2, 3))
+        centred = x - _per_channel(mean)
+        var = (centred * centred).mean(axis=(0, 2, 3))
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += (momentum * m / (m - 1)) * var
+    else:
+        centred = x - _per_channel(running_mean.astype(x.dtype, copy=False))
+        var = running_var.astype(x.dtype, copy=False)
+    inv_std = 1 / xp.sqrt(var + eps)
+    xhat = centred * _per_channel(inv_std)
+    out = xhat * _per_channel(gamma) + _per_channel(beta)
+    return out, (xhat, gamma, inv_std, training)
+
+
+def batchnorm2d_backward(dout, cache):
+    """Returns ``(dx, dgamma, dbeta)``.
+
+    ::
+
+        dbeta  = sum dout                       dgamma = sum dout * xhat
+        training:  dx = inv_std / m * (m * g - sum(g) - xhat * sum(g * xhat)),  g = dout * gamma
+        inference: dx = dout * gamma * inv_std  (the statistics are constants)
+
+    (sums per channel over n, h, w). The training formula is what remains of the chain
+    rule through mu and var once their own gradients are substituted in.
+    """
+    xhat, gamma, inv_std, training = cache
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dgamma = (dout * xhat).sum(axis=(0, 2, 3))
+    g = dout * _per_channel(gamma)
+    if not training:
+        return g * _per_channel(inv_std), dgamma, dbeta
+    m = dout.size // dout.shape[1]
+    g_sum = _per_channel(g.sum(axis=(0, 2, 3)))
+    g_xhat_sum = _per_channel((g * xhat).sum(axis=(0, 2, 3)))
+    dx = (g - g_sum / m - xhat * (g_xhat_sum / m)) * _per_channel(inv_std)
+    return dx, dgamma, dbeta

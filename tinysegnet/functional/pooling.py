@@ -1,0 +1,120 @@
+"""2x2 max pooling that keeps the position of each maximum, and SegNet's index unpooling.
+
+Shapes::
+
+    x        (N, C, H, W)
+    out      (N, C, Ho, Wo)   Ho = ceil(H / 2), Wo = ceil(W / 2)
+    indices  (N, C, Ho, Wo)   uint8 in 0..3: where in its 2x2 window the maximum was
+
+Windows have stride 2 in *ceil mode*: an odd last row or column forms a window of
+its own (45 x 60 -> 23 x 30, as in Caffe's SegNet). Positions are row-major::
+
+    0 1
+    2 3
+
+so the input element of out[n, c, i, j] is x[n, c, 2i + idx // 2, 2j + idx % 2].
+The paper's point: a decoder that keeps these positions needs 2 bits per pooled
+value (stored here in one byte), not a float copy of the encoder's feature map.
+
+Index unpooling is the pooling's inverse in position: each value goes back to the
+place its maximum came from, in a map of zeros of the original size. So the
+backward pass of max pooling *is* an unpooling of dout, and the backward pass of
+unpooling is a gather at the same positions.
+"""
+
+from ..backend import xp_of
+from ._checks import require_float, require_ndim
+
+# (row, column) offset inside the 2x2 window for each stored index.
+_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def _pooled_size(h, w):
+    return -(-h // 2), -(-w // 2)
+
+
+def maxpool2x2_forward(x):
+    """Returns ``(out, indices)``.
+
+    Ties go to the first maximum in the order 0, 1, 2, 3 (a later element wins
+    only when strictly greater), matching PyTorch and Caffe.
+    """
+    require_ndim("maxpool2x2_forward", "x", x, 4, "(N, C, H, W)")
+    require_float("maxpool2x2_forward", "x", x)
+    xp = xp_of(x)
+    N, C, H, W = x.shape
+    Ho, Wo = _pooled_size(H, W)
+    if (H % 2, W % 2) != (0, 0):
+        # Ceil mode: the missing cells of the last windows can never be the maximum.
+        padded = xp.full((N, C, 2 * Ho, 2 * Wo), -xp.inf, dtype=x.dtype)
+        padded[:, :, :H, :W] = x
+        x = padded
+    a, b, c, d = (x[:, :, di::2, dj::2] for di, dj in _OFFSETS)
+    top, bottom = xp.maximum(a, b), xp.maximum(c, d)
+    top_idx = (b > a).astype(xp.uint8)
+    bottom_idx = (d > c).astype(xp.uint8) + 2
+    out = xp.maximum(top, bottom)
+    indices = xp.where(bottom > top, bottom_idx, top_idx)
+    return out, indices
+
+
+def maxpool2x2_backward(dout, indices, input_shape):
+    """dx (input_shape): each gradient goes to the position its maximum came from.
+
+    That is exactly :func:`unpool2x2_forward` of ``dout``.
+    """
+    return unpool2x2_forward(dout, indices, input_shape)
+
+
+def _check_unpool_args(fn, x, indices, output_shape):
+    require_ndim(fn, "x", x, 4, "(N, C, Ho, Wo)")
+    if indices.shape != x.shape:
+        raise ValueError(f"{fn}: indices {tuple(indices.shape)} must have the shape of "
+                         f"x {tuple(x.shape)}")
+    if len(output_shape) not in (2, 4):
+        raise ValueError(f"{fn}: output_shape must be (H, W) or (N, C, H, W), got {output_shape}")
+    H, W = (int(s) for s in output_shape[-2:])
+    if len(output_shape) == 4 and tuple(output_shape[:2]) != tuple(x.shape[:2]):
+        raise ValueError(f"{fn}: output_shape {tuple(output_shape)} does not match x "
+                         f"{tuple(x.shape)} in N, C")
+    if _pooled_size(H, W) != tuple(x.shape[2:]):
+        raise ValueError(f"{fn}: x {tuple(x.shape)} is not the 2x2 ceil-mode pooling of an "
+                         f"{H}x{W} map (that would be {_pooled_size(H, W)})")
+    return H, W
+
+
+def unpool2x2_forward(x, indices, output_shape):
+    """Returns out (N, C, H, W) with ``output_shape = (H, W)`` or the full (N, C, H, W).
+
+    out[n, c, 2i + idx // 2, 2j + idx % 2] = x[n, c, i, j]  with idx = indices[n, c, i, j];
+    every other element is 0.
+    """
+    H, W = _check_unpool_args("unpool2x2_forward", x, indices, output_shape)
+    xp = xp_of(x, indices)
+    N, C, Ho, Wo = x.shape
+    out = xp.empty((N, C, 2 * Ho, 2 * Wo), dtype=x.dtype)
+    for k, (di, dj) in enumerate(_OFFSETS):
+        out[:, :, di::2, dj::2] = xp.where(indices == k, x, 0)
+    return out[:, :, :H, :W] if (H, W) != (2 * Ho, 2 * Wo) else out
+
+
+def unpool2x2_backward(dout, indices):
+    """dx (N, C, Ho, Wo): the gradient gathered from where each value was placed.
+
+    dx[n, c, i, j] = dout[n, c, 2i + idx // 2, 2j + idx % 2]
+    """
+    require_ndim("unpool2x2_backward", "dout", dout, 4, "(N, C, H, W)")
+    xp = xp_of(dout, indices)
+    N, C, Ho, Wo = indices.shape
+    H, W = dout.shape[2:]
+    if dout.shape[:2] != (N, C) or _pooled_size(H, W) != (Ho, Wo):
+        raise ValueError(f"unpool2x2_backward: dout {tuple(dout.shape)} does not fit indices "
+                         f"{tuple(indices.shape)}")
+    if (H, W) != (2 * Ho, 2 * Wo):
+        padded = xp.zeros((N, C, 2 * Ho, 2 * Wo), dtype=dout.dtype)
+        padded[:, :, :H, :W] = dout
+        dout = padded
+    dx = xp.zeros((N, C, Ho, Wo), dtype=dout.dtype)
+    for k, (di, dj) in enumerate(_OFFSETS):
+        dx = xp.where(indices == k, dout[:, :, di::2, dj::2], dx)
+    return dx

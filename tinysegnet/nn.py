@@ -1,0 +1,265 @@
+"""Thin layer objects: they hold parameters, gradients, running statistics and the cache.
+
+The maths lives in ``tinysegnet.functional``; a layer here only remembers what its
+forward pass returned so that ``backward`` can hand it back. Models are trees of
+these modules with ``forward(x)`` and ``backward(dout)``.
+
+In ``eval()`` mode no cache is kept, so inference holds no activations for a
+backward pass that will never come.
+"""
+
+import numpy as np
+
+from . import functional as F
+from .backend import device_of, to_device
+
+
+class Parameter:
+    """A trainable array and the gradient the last backward pass left for it."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = None
+
+    def __repr__(self):
+        return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class: finds parameters, buffers and submodules among its attributes.
+
+    Buffers are arrays that are state but not trained (batch-norm running
+    statistics); a subclass names them in ``buffers``.
+    """
+
+    buffers = ()
+
+    def __init__(self):
+        self.training = True
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def children(self):
+        """(name, module) pairs, in the order they were assigned; ``_private`` ones are links, not children."""
+        for name, value in vars(self).items():
+            if name.startswith("_"):
+                continue
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield f"{name}.{i}", item
+
+    def named_parameters(self, prefix=""):
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.children():
+            yield from child.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix=""):
+        for name in self.buffers:
+            yield prefix + name, getattr(self, name)
+        for name, child in self.children():
+            yield from child.named_buffers(f"{prefix}{name}.")
+
+    def modules(self):
+        yield self
+        for _, child in self.children():
+            yield from child.modules()
+
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def num_parameters(self):
+        return sum(int(p.data.size) for p in self.parameters())
+
+    def state_dict(self):
+        """name -> array (parameters and buffers), the arrays themselves, not copies."""
+        state = {name: p.data for name, p in self.named_parameters()}
+        state.update(self.named_buffers())
+        return state
+
+    def load_state_dict(self, state):
+        """Copy arrays into this module's parameters and buffers (onto their device).
+
+        The names and shapes must match exactly; a ValueError names what differs.
+        """
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for name, target in own.items():
+            source = state[name]
+            if tuple(source.shape) != tuple(target.shape):
+                raise ValueError(f"load_state_dict: {name} has shape {tuple(source.shape)}, "
+                                 f"the model expects {tuple(target.shape)}")
+            target[...] = to_device(source, device_of(target)).astype(target.dtype, copy=False)
+
+    def to(self, device):
+        """Move every parameter and buffer to ``device`` ("cpu", "gpu" or "auto")."""
+        for m in self.modules():
+            for value in vars(m).values():
+                if isinstance(value, Parameter):
+                    value.data = to_device(value.data, device)
+                    value.grad = None
+            for name in m.buffers:
+                setattr(m, name, to_device(getattr(m, name), device))
+        return self
+
+    def astype(self, dtype):
+        """Convert parameters and buffers to ``dtype`` (float64 for gradient checks)."""
+        for m in self.modules():
+            for value in vars(m).values():
+                if isinstance(value, Parameter):
+                    value.data = value.data.astype(dtype)
+                    value.grad = None
+            for name in m.buffers:
+                setattr(m, name, getattr(m, name).astype(dtype))
+        return self
+
+
+class Conv2d(Module):
+    """k x k convolution, stride 1, 'same' zero padding; He-initialised weights."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True, rng=None, dtype=np.float32):
+        super().__init__()
+        rng = np.random.default_rng() if rng is None else rng
+        fan_in = in_channels * kernel_size * kernel_size
+        w = rng.standard_normal((out_channels, in_channels, kernel_size, kernel_size))
+        self.weight = Parameter((w * np.sqrt(2.0 / fan_in)).astype(dtype))
+        self.bias = Parameter(np.zeros(out_channels, dtype)) if bias else None
+        self._cache = None
+
+    def forward(self, x):
+        b = self.bias.data if self.bias is not None else None
+        out, cache = F.conv2d_forward(x, self.weight.data, b)
+        self._cache = cache if self.training else None
+        return out
+
+    def backward(self, dout):
+        dx, dw, db = F.conv2d_backward(dout, _take(self))
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+
+class BatchNorm2d(Module):
+    """Per-channel batch normalisation with running statistics for inference."""
+
+    buffers = ("running_mean", "running_var")
+
+    def __init__(self, channels, momentum=0.1, eps=1e-5, beta_init=0.0, dtype=np.float32):
+        super().__init__()
+        self.gamma = Parameter(np.ones(channels, dtype))
+        self.beta = Parameter(np.full(channels, beta_init, dtype))
+        self.running_mean = np.zeros(channels, dtype)
+        self.running_var = np.ones(channels, dtype)
+        self.momentum, self.eps = momentum, eps
+        self._cache = None
+
+    def forward(self, x):
+        out, cache = F.batchnorm2d_forward(x, self.gamma.data, self.beta.data, self.running_mean,
+                                           self.running_var, self.training, self.momentum, self.eps)
+        self._cache = cache if self.training else None
+        return out
+
+    def backward(self, dout):
+        dx, self.gamma.grad, self.beta.grad = F.batchnorm2d_backward(dout, _take(self))
+        return dx
+
+
+class ReLU(Module):
+    def __init__(self):
+        super().__init__()
+        self._cache = None
+
+    def forward(self, x):
+        out, cache = F.relu_forward(x)
+        self._cache = cache if self.training else None
+        return out
+
+    def backward(self, dout):
+        return F.relu_backward(dout, _take(self))
+
+
+class MaxPool2x2(Module):
+    """2x2/2 ceil-mode max pooling; keeps ``indices`` and the input size for its unpool."""
+
+    def __init__(self):
+        super().__init__()
+        self.indices = None
+        self.input_shape = None
+
+    def forward(self, x):
+        out, self.indices = F.maxpool2x2_forward(x)
+        self.input_shape = x.shape
+        return out
+
+    def backward(self, dout):
+        return F.maxpool2x2_backward(dout, self.indices, self.input_shape)
+
+
+class Unpool2x2(Module):
+    """SegNet's upsampling: places values at the positions its paired ``pool`` recorded.
+
+    The pool is a reference, not a child: its indices are read at forward time, so
+    the encoder that owns the pool must run first.
+    """
+
+    def __init__(self, pool):
+        super().__init__()
+        self._pool = pool  # private: a link to the encoder's pool, not a child of this module
+
+    def forward(self, x):
+        return F.unpool2x2_forward(x, self._pool.indices, self._pool.input_shape)
+
+    def backward(self, dout):
+        return F.unpool2x2_backward(dout, self._pool.indices)
+
+
+class Sequential(Module):
+    """Runs its layers in order; backward runs them in reverse."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.layers = list(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
+def _take(layer):
+    """The cache of the last training-mode forward pass, or a clear error."""
+    if layer._cache is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward: no forward pass in training mode "
+                           "to go back through (call model.train() before forward)")
+    return layer._cache

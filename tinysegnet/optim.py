@@ -1,0 +1,47 @@
+"""Stochastic gradient descent with momentum and L2 weight decay (PyTorch's update rule).
+
+For each parameter p with gradient g, velocity v (starting at 0)::
+
+    g <- g + weight_decay * p
+    v <- momentum * v + g
+    p <- p - lr * v
+"""
+
+from .backend import to_device, device_of
+
+
+class SGD:
+    def __init__(self, parameters, lr, momentum=0.0, weight_decay=0.0):
+        if lr <= 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: need lr > 0, momentum >= 0, weight_decay >= 0; got lr={lr}, "
+                             f"momentum={momentum}, weight_decay={weight_decay}")
+        self.parameters = list(parameters)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.velocity = [None] * len(self.parameters)
+
+    def step(self):
+        for i, p in enumerate(self.parameters):
+            if p.grad is None:
+                continue
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            if self.momentum:
+                if self.velocity[i] is None:
+                    self.velocity[i] = g.copy() if g is p.grad else g
+                else:
+                    self.velocity[i] *= self.momentum
+                    self.velocity[i] += g
+                g = self.velocity[i]
+            p.data -= self.lr * g
+
+    def state_dict(self):
+        """Velocities by parameter position (parameters without one yet are left out)."""
+        return {f"velocity.{i}": v for i, v in enumerate(self.velocity) if v is not None}
+
+    def load_state_dict(self, state):
+        for i, p in enumerate(self.parameters):
+            v = state.get(f"velocity.{i}")
+            if v is not None and tuple(v.shape) != tuple(p.data.shape):
+                raise ValueError(f"SGD.load_state_dict: velocity.{i} has shape {tuple(v.shape)}, "
+                                 f"parameter {i} has {tuple(p.data.shape)}")
+            self.velocity[i] = None if v is None else to_device(v, device_of(p.data)).astype(
+                p.data.dtype, copy=True)
