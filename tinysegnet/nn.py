@@ -140,10 +140,16 @@ class Module:
 
 
 class Conv2d(Module):
-    """k x k convolution, stride 1, 'same' zero padding; He-initialised weights."""
+    """k x k convolution, stride 1, 'same' zero padding; He-initialised weights.
 
-    def __init__(self, in_channels, out_channels, kernel_size, bias=True, rng=None, dtype=np.float32):
+    ``input_grad=False`` makes ``backward`` skip the input's gradient and return None
+    (for a network's first layer, whose input is the image).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True, rng=None,
+                 dtype=np.float32, input_grad=True):
         super().__init__()
+        self.input_grad = input_grad
         rng = np.random.default_rng() if rng is None else rng
         fan_in = in_channels * kernel_size * kernel_size
         w = rng.standard_normal((out_channels, in_channels, kernel_size, kernel_size))
@@ -158,7 +164,7 @@ class Conv2d(Module):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, _take(self))
+        dx, dw, db = F.conv2d_backward(dout, _take(self), need_dx=self.input_grad)
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db

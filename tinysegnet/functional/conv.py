@@ -98,8 +98,11 @@ def conv2d_forward(x, w, b=None, pad=None):
     return out, (x.shape, w, b is not None, pad, cols)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, need_dx=True):
     """Gradients of the fast convolution: ``(dx, dw, db)``, ``db`` None without a bias.
+
+    ``need_dx=False`` skips (and returns None for) dx: a network's first layer has no
+    use for the gradient of the image, and on 3 input channels it is a slow product.
 
     dout (N, F, Ho, Wo) -> dx (N, C, H, W), dw (F, C, k, k), db (F,)::
 
@@ -131,6 +134,8 @@ def conv2d_backward(dout, cache):
         dw_rows[u] = xp.matmul(dout_wide, shifted.transpose(0, 2, 1)).sum(axis=0)
     dw = xp.ascontiguousarray(dw_rows.reshape(k, F, C, k).transpose(1, 2, 0, 3))
 
+    if not need_dx:
+        return None, dw, db
     w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     dx, _ = _row_shift_conv(dout, w_flipped, k - 1 - pad)
     return dx, dw, db

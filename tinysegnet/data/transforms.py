@@ -1,0 +1,82 @@
+"""Turning a Split into training batches: standardisation, flips, class weights."""
+
+import numpy as np
+
+
+def channel_stats(images):
+    """Per-channel mean and standard deviation of uint8 images (N, H, W, 3), as float32 (3,)."""
+    pixels = images.reshape(-1, images.shape[-1]).astype(np.float64)
+    return pixels.mean(axis=0).astype(np.float32), pixels.std(axis=0).astype(np.float32)
+
+
+def standardize(images, mean, std):
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), each channel shifted and scaled."""
+    x = (images.astype(np.float32) - mean) / std
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def random_flip(images, labels, rng):
+    """Mirror each (image, label) pair left-right with probability 1/2. Returns copies."""
+    flip = rng.random(len(images)) < 0.5
+    images, labels = images.copy(), labels.copy()
+    images[flip] = images[flip, :, ::-1]
+    labels[flip] = labels[flip, :, ::-1]
+    return images, labels
+
+
+def class_frequencies(labels, n_classes, ignore_index):
+    """freq(c) = pixels of class c / pixels of the images in which c occurs (0 if it never does).
+
+    Pixels with the ignore label count towards no class (nor towards image sizes).
+    """
+    labels = labels.reshape(len(labels), -1)
+    counts = np.stack([np.bincount(row, minlength=max(n_classes, ignore_index + 1))[:n_classes]
+                       for row in labels])  # (N images, n_classes)
+    valid_pixels = (labels != ignore_index).sum(axis=1)  # per image
+    present = counts > 0
+    pixels_of_images_with_c = (present * valid_pixels[:, None]).sum(axis=0)
+    return np.where(pixels_of_images_with_c > 0,
+                    counts.sum(axis=0) / np.maximum(pixels_of_images_with_c, 1), 0.0)
+
+
+def median_frequency_weights(labels, n_classes, ignore_index):
+    """w(c) = median(freq) / freq(c) (Eigen and Fergus; SegNet's class balancing), float32.
+
+    The median is over the classes that occur; a class that never occurs gets weight 0.
+    """
+    freq = class_frequencies(labels, n_classes, ignore_index)
+    seen = freq > 0
+    if not seen.any():
+        raise ValueError("median_frequency_weights: no labelled pixels")
+    median = np.median(freq[seen])
+    return np.where(seen, median / np.where(seen, freq, 1), 0.0).astype(np.float32)
+
+
+def batches(n, batch_size, rng=None):
+    """Index arrays covering range(n) in batches; shuffled when an rng is given."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def bilinear_matrix(n_in, n_out):
+    """(n_out, n_in) matrix that resamples a 1-D signal linearly (half-pixel centres, as
+    PIL and ``align_corners=False``): row i weighs the two inputs around (i + 0.5) * n_in / n_out - 0.5."""
+    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = position - low
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), low), 1 - frac)
+    np.add.at(m, (np.arange(n_out), high), frac)
+    return m
+
+
+def resize_scores(scores, size):
+    """Bilinear resize of class scores (N, K, h, w) -> (N, K, H, W): rows then columns."""
+    from ..backend import xp_of
+    xp = xp_of(scores)
+    h, w = scores.shape[2:]
+    rows = xp.asarray(bilinear_matrix(h, size[0]), dtype=scores.dtype)
+    cols = xp.asarray(bilinear_matrix(w, size[1]), dtype=scores.dtype)
+    return rows @ scores @ cols.T

@@ -1,0 +1,42 @@
+"""SegNet-Basic, the smaller network of the SegNet paper (its section 3.1 / 4.1).
+
+Encoder: 4 x [k x k conv (no bias) -> batch norm -> ReLU -> 2x2 max-pool keeping indices]
+Decoder: 4 x [unpool with the mirrored encoder's indices -> k x k conv (no bias) -> batch norm]
+         (no ReLU in the decoder, as in the paper)
+Classifier: 1 x 1 conv with bias to n_classes.
+
+With width 64 and k = 7 that is 1,416,075 parameters (the paper's "about 1.4M").
+Caffe's original feeds a local-contrast-normalised image; we standardise inputs instead.
+"""
+
+import numpy as np
+
+from .. import nn
+from .base import EncoderDecoder
+
+DEPTH = 4
+BN_SHIFT_INIT = 0.001  # the original Caffe model's batch-norm shift filler
+
+
+class SegNetBasic(EncoderDecoder):
+    def __init__(self, n_classes=11, in_channels=3, width=64, kernel=7, seed=0):
+        super().__init__()
+        self.config = dict(name="segnet-basic", n_classes=n_classes, in_channels=in_channels,
+                           width=width, kernel=kernel, seed=seed)
+        rng = np.random.default_rng(seed)
+        encoder, pools = [], []
+        channels = in_channels
+        for _ in range(DEPTH):
+            pool = nn.MaxPool2x2()
+            encoder += [nn.Conv2d(channels, width, kernel, bias=False, rng=rng,
+                                  input_grad=bool(encoder)),  # the image needs no gradient
+                        nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT), nn.ReLU(), pool]
+            pools.append(pool)
+            channels = width
+        decoder = []
+        for pool in reversed(pools):
+            decoder += [nn.Unpool2x2(pool), nn.Conv2d(width, width, kernel, bias=False, rng=rng),
+                        nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT)]
+        self.encoder = nn.Sequential(*encoder)
+        self.decoder = nn.Sequential(*decoder)
+        self.classifier = nn.Conv2d(width, n_classes, 1, bias=True, rng=rng)

@@ -1,0 +1,56 @@
+"""Pictures: colour-coded label maps, overlays, prediction grids and training curves."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: training runs on machines without a screen
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .data.camvid import PALETTE  # noqa: E402
+
+
+def colorize(labels):
+    """Class ids (..., H, W) -> RGB uint8 (..., H, W, 3) in CamVid's palette (void black)."""
+    return PALETTE[np.clip(np.asarray(labels), 0, len(PALETTE) - 1)]
+
+
+def overlay(image, labels, alpha=0.5):
+    """The image with its label colours blended on top."""
+    return (image * (1 - alpha) + colorize(labels) * alpha).astype(np.uint8)
+
+
+def prediction_grid(images, labels, predictions, path, title=None):
+    """Rows of image | ground truth | prediction, saved to ``path``."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(9, 2.4 * n), squeeze=False)
+    for row, (image, label, pred) in enumerate(zip(images, labels, predictions)):
+        for ax, picture, name in zip(axes[row], (image, colorize(label), colorize(pred)),
+                                     ("image", "ground truth", "prediction")):
+            ax.imshow(picture)
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(name)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def training_curves(history, path):
+    """Training loss and validation mIoU per epoch, side by side."""
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(epochs, [h["loss"] for h in history], marker="o")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss")
+    for key in ("G", "C", "mIoU"):
+        right.plot(epochs, [100 * h[key] for h in history], marker="o", label=key)
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation score (%)")
+    right.legend()
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
