@@ -37,9 +37,10 @@ def parse_args(argv=None):
                         f"for CamVid, {synthetic.DEFAULT_SIZE[0]} {synthetic.DEFAULT_SIZE[1]} synthetic)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    # None means "the default, or the resumed run's value"; given with --resume they override it.
+    p.add_argument("--lr", type=float, help="learning rate (default 0.1)")
+    p.add_argument("--momentum", type=float, help="default 0.9")
+    p.add_argument("--weight-decay", type=float, help="default 5e-4")
     p.add_argument("--class-weights", default="median", choices=["median", "none"])
     p.add_argument("--no-flip", action="store_true", help="no random left-right flips")
     p.add_argument("--recompute-bn", action="store_true",
@@ -70,6 +71,11 @@ def load_data(data_dir, size, seed):
             camvid.load_camvid_split(data_dir, "val", size), size)
 
 
+def _optimizer_settings(args, defaults):
+    """lr, momentum, weight_decay: those given on the command line, else ``defaults``."""
+    return {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()}
+
+
 class Run:
     """Everything a run is: model, optimiser, data statistics, RNG and history."""
 
@@ -95,7 +101,8 @@ class Run:
         weights = (transforms.median_frequency_weights(train_split.labels, len(CLASSES), VOID)
                    if a.class_weights == "median" else None)
         self.model = build(a.model, n_classes=len(CLASSES), seed=a.seed).to(self.device)
-        self.optimizer = SGD(self.model.parameters(), a.lr, a.momentum, a.weight_decay)
+        hyper = _optimizer_settings(a, dict(lr=0.1, momentum=0.9, weight_decay=5e-4))
+        self.optimizer = SGD(self.model.parameters(), **hyper)
         self.rng = np.random.default_rng(a.seed)
         data = os.path.abspath(a.data_dir) if a.data_dir else None
         self.out = a.out or os.path.join("runs", f"{a.model}-{'camvid' if data else 'synthetic'}-"
@@ -103,7 +110,7 @@ class Run:
         self.meta = dict(model=self.model.config, epoch=0, size=list(size), data_dir=data,
                          data_seed=a.seed, mean=mean.tolist(), std=std.tolist(),
                          class_weights=None if weights is None else weights.tolist(),
-                         optimizer=dict(lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay),
+                         optimizer=hyper,
                          batch_size=a.batch_size, flip=not a.no_flip, best_miou=-1.0, history=[])
 
     def _restore(self, path):
@@ -111,8 +118,8 @@ class Run:
         self.model = from_config(meta["model"])
         self.model.load_state_dict(model_state)
         self.model.to(self.device)
-        o = meta["optimizer"]
-        self.optimizer = SGD(self.model.parameters(), o["lr"], o["momentum"], o["weight_decay"])
+        meta["optimizer"] = _optimizer_settings(self.args, meta["optimizer"])
+        self.optimizer = SGD(self.model.parameters(), **meta["optimizer"])
         self.optimizer.load_state_dict(optim_state)
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = meta["rng"]

@@ -1,0 +1,101 @@
+"""The commands end to end on a tiny generated set: train, resume, evaluate, predict."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tinysegnet import checkpoint, evaluate, predict, train
+from tinysegnet.data import synthetic
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("data") / "tiny")
+    synthetic.generate(root, (32, 48), counts={"train": 6, "val": 3}, seed=0)
+    return root
+
+
+def _train(tiny_set, out, *extra):
+    train.main(["--data-dir", tiny_set, "--size", "32", "48", "--batch-size", "3", "--quiet",
+                "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_set, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    _train(tiny_set, out, "--epochs", "2")
+    return out
+
+
+def test_run_folder_contents(run_dir, capsys):
+    assert sorted(os.listdir(run_dir)) == ["best.npz", "curves.png", "last.npz", "metrics.jsonl",
+                                           "predictions.png"]
+    lines = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    assert all(0 <= r["mIoU"] <= 1 and r["loss"] > 0 for r in lines)
+    _, optim, meta = checkpoint.load(str(run_dir / "last.npz"))
+    assert meta["epoch"] == 2 and meta["model"]["name"] == "segnet-basic" and optim
+
+
+def test_resume_continues_as_if_never_stopped(tiny_set, run_dir, tmp_path):
+    _train(tiny_set, tmp_path, "--epochs", "1")
+    train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", "2", "--quiet"])
+    straight, _, _ = checkpoint.load(str(run_dir / "last.npz"))
+    resumed, _, meta = checkpoint.load(str(tmp_path / "last.npz"))
+    assert meta["epoch"] == 2
+    for name in straight:
+        np.testing.assert_array_equal(straight[name], resumed[name], err_msg=name)
+
+
+def test_same_seed_same_result(tiny_set, run_dir, tmp_path):
+    _train(tiny_set, tmp_path, "--epochs", "2")
+    a, _, _ = checkpoint.load(str(run_dir / "last.npz"))
+    b, _, _ = checkpoint.load(str(tmp_path / "last.npz"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_set, tmp_path):
+    _train(tiny_set, tmp_path, "--epochs", "1")
+    with pytest.raises(SystemExit, match="loss is (nan|inf).*last good checkpoint"):
+        train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", "3", "--lr", "1e30", "--quiet"])
+    assert checkpoint.load(str(tmp_path / "last.npz"))[2]["epoch"] == 1
+
+
+def test_bad_arguments_and_data(tmp_path):
+    with pytest.raises(SystemExit):
+        train.main(["--epochs", "0"])
+    with pytest.raises(SystemExit, match="train: .*CamVid folder not found"):
+        train.main(["--data-dir", str(tmp_path / "nowhere"), "--quiet"])
+
+
+def test_evaluate_prints_and_writes_json(run_dir, tiny_set, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    evaluate.main([str(run_dir / "best.npz"), "--data-dir", tiny_set, "--json", str(out), "--full-res"])
+    printed = capsys.readouterr().out
+    assert "mIoU" in printed and "BF" in printed and "Bicyclist" in printed
+    scores = json.loads(out.read_text())
+    assert set(scores) >= {"G", "C", "mIoU", "BF", "class_iou"} and 0 <= scores["BF"] <= 1
+
+
+def test_evaluate_after_recomputing_bn(run_dir, tiny_set, capsys):
+    evaluate.main([str(run_dir / "last.npz"), "--data-dir", tiny_set, "--recompute-bn"])
+    assert "G " in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_bad_checkpoint(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"nope")
+    with pytest.raises(SystemExit, match="evaluate: .*not a tinysegnet checkpoint"):
+        evaluate.main([str(bad)])
+
+
+def test_predict_writes_label_maps_at_image_size(run_dir, tiny_set, tmp_path):
+    from PIL import Image
+    predict.main([str(run_dir / "best.npz"), os.path.join(tiny_set, "val"), "--out", str(tmp_path)])
+    written = sorted(os.listdir(tmp_path))
+    assert written[:2] == ["val_0000_labels.png", "val_0000_overlay.png"] and len(written) == 6
+    assert Image.open(tmp_path / "val_0000_labels.png").size == (48, 32)
+    with pytest.raises(SystemExit, match="predict: .*no such file"):
+        predict.main([str(run_dir / "best.npz"), str(tmp_path / "missing.png"), "--out", str(tmp_path)])
