@@ -17,11 +17,12 @@ Two implementations share one signature:
 * ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use.
   It lays each padded image out as one long row per channel (row length
   ``Wp = W + 2p``). Moving the kernel down by one row is then a shift of ``Wp``
-  along that row, so after stacking the ``k`` horizontal shifts of the input
-  ("row im2col", ``k`` times the input's size instead of ``k * k`` for full
-  im2col) the whole convolution is ``k`` matrix products with inner size
-  ``C * k``. Outputs are computed on the padded width and the ``k - 1`` extra
-  columns are dropped.
+  along that row. So, per image, it stacks the ``k`` horizontal shifts of the
+  input ("row im2col": ``k`` times the image instead of ``k * k`` for full
+  im2col), multiplies them once by all ``k`` kernel rows (a ``(k F) x (C k)``
+  matrix), and adds the ``k`` products shifted by ``u * Wp``. Outputs are
+  computed on the padded width and the ``k - 1`` extra columns dropped.
+  Working one image at a time keeps the scratch arrays small and reusable.
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
   that read like the formula above; the tests check the fast version against
   them, and the lessons start from them.
@@ -56,34 +57,54 @@ def _check_conv_args(fn, x, w, b, pad):
     return pad
 
 
-def _row_shift_conv(x, w, pad):
-    """out (N, F, Ho, Wo) and the stacked shifts ``cols`` (N, C*k, Hp*Wp) that backward reuses.
+def _padded_rows(x, pad):
+    """x (N, C, H, W) zero-padded by ``pad`` and flattened to rows (N, C, (Hp + 1) * Wp).
 
-    cols[n, c*k + v, r*Wp + s] = xpad[n, c, r, s + v]; then
-    out[n, :, i*Wp + j] = sum_u w_u @ cols[n, :, (i + u)*Wp + j]   with w_u[f, c*k + v] = w[f, c, u, v].
+    One spare zero row at the bottom: the last horizontal shifts read up to k - 1
+    elements past Hp * Wp.
+    """
+    xp = xp_of(x)
+    N, C, H, W = x.shape
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    xpad = xp.zeros((N, C, Hp + 1, Wp), dtype=x.dtype)
+    xpad[:, :, pad:pad + H, pad:pad + W] = x
+    return xpad.reshape(N, C, (Hp + 1) * Wp)
+
+
+def _shifts(rows, k, length, out):
+    """out[c * k + v, q] = rows[c, q + v] for q < length: (C * k, length), written into ``out``."""
+    C = rows.shape[0]
+    stacked = out.reshape(C, k, length)
+    for v in range(k):
+        stacked[:, v] = rows[:, v:v + length]
+    return out
+
+
+def _row_shift_conv(x, w, pad):
+    """out (N, F, Ho, Wo), one image at a time::
+
+        cols[c*k + v, r*Wp + s]   = xpad[c, r, s + v]                 (the k horizontal shifts)
+        products[u*F + f, q]      = sum_{c,v} w[f, c, u, v] * cols[c*k + v, q]
+        out[f, i*Wp + j]          = sum_u products[u*F + f, (i + u)*Wp + j]
     """
     xp = xp_of(x, w)
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     Hp, Wp = H + 2 * pad, W + 2 * pad
     Ho, Wo = Hp - k + 1, Wp - k + 1
-    # One spare zero row at the bottom: the last shifts read up to k - 1 elements past Hp*Wp.
-    xpad = xp.zeros((N, C, Hp + 1, Wp), dtype=x.dtype)
-    xpad[:, :, pad:pad + H, pad:pad + W] = x
-    rows = xpad.reshape(N, C, (Hp + 1) * Wp)
-    cols = xp.empty((N, C, k, Hp * Wp), dtype=x.dtype)
-    for v in range(k):
-        cols[:, :, v] = rows[:, :, v:v + Hp * Wp]
-    cols = cols.reshape(N, C * k, Hp * Wp)
-    w_rows = w.transpose(2, 0, 1, 3).reshape(k, F, C * k)
     L = Ho * Wp
-    out = xp.matmul(w_rows[0], cols[:, :, :L])
-    partial = xp.empty_like(out)
-    for u in range(1, k):
-        xp.matmul(w_rows[u], cols[:, :, u * Wp:u * Wp + L], out=partial)
-        out += partial
-    out = xp.ascontiguousarray(out.reshape(N, F, Ho, Wp)[:, :, :, :Wo])
-    return out, cols
+    rows = _padded_rows(x, pad)
+    w_all = w.transpose(2, 0, 1, 3).reshape(k * F, C * k)  # row u*F + f, column c*k + v
+    cols = xp.empty((C * k, Hp * Wp), dtype=x.dtype)
+    products = xp.empty((k, F, Hp * Wp), dtype=x.dtype)
+    out = xp.empty((N, F, L), dtype=x.dtype)
+    for n in range(N):
+        _shifts(rows[n], k, Hp * Wp, cols)
+        xp.matmul(w_all, cols, out=products.reshape(k * F, Hp * Wp))
+        out[n] = products[0, :, :L]
+        for u in range(1, k):
+            out[n] += products[u, :, u * Wp:u * Wp + L]
+    return xp.ascontiguousarray(out.reshape(N, F, Ho, Wp)[:, :, :, :Wo])
 
 
 def conv2d_forward(x, w, b=None, pad=None):
@@ -92,10 +113,10 @@ def conv2d_forward(x, w, b=None, pad=None):
     ``pad`` defaults to ``k // 2`` (output the size of the input) and may be 0..k-1.
     """
     pad = _check_conv_args("conv2d_forward", x, w, b, pad)
-    out, cols = _row_shift_conv(x, w, pad)
+    out = _row_shift_conv(x, w, pad)
     if b is not None:
         out += b[None, :, None, None]
-    return out, (x.shape, w, b is not None, pad, cols)
+    return out, (x, w, b is not None, pad)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -112,33 +133,34 @@ def conv2d_backward(dout, cache, need_dx=True):
                          swapped, padded by k - 1 - p ("full" correlation), which is
                          again a stride-1 convolution, so it reuses the forward kernel.
     """
-    x_shape, w, has_bias, pad, cols = cache
+    x, w, has_bias, pad = cache
     xp = xp_of(dout, w)
-    N, C, H, W = x_shape
+    N, C, H, W = x.shape
     F, _, k, _ = w.shape
-    Wp = W + 2 * pad
-    Ho, Wo = dout.shape[2], dout.shape[3]
-    if dout.shape != (N, F, H + 2 * pad - k + 1, W + 2 * pad - k + 1):
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    Ho, Wo = Hp - k + 1, Wp - k + 1
+    if dout.shape != (N, F, Ho, Wo):
         raise ValueError(f"conv2d_backward: dout has shape {tuple(dout.shape)}, expected "
-                         f"{(N, F, H + 2 * pad - k + 1, W + 2 * pad - k + 1)}")
+                         f"{(N, F, Ho, Wo)}")
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
 
-    # dw: the forward's products read backwards, on the padded width (extra columns zero).
-    dout_wide = xp.zeros((N, F, Ho, Wp), dtype=dout.dtype)
-    dout_wide[:, :, :, :Wo] = dout
-    dout_wide = dout_wide.reshape(N, F, Ho * Wp)
-    L = Ho * Wp
-    dw_rows = xp.empty((k, F, C * k), dtype=dout.dtype)
-    for u in range(k):
-        shifted = cols[:, :, u * Wp:u * Wp + L]
-        dw_rows[u] = xp.matmul(dout_wide, shifted.transpose(0, 2, 1)).sum(axis=0)
-    dw = xp.ascontiguousarray(dw_rows.reshape(k, F, C, k).transpose(1, 2, 0, 3))
+    # dw[f, c, u, v] = sum_q dout_wide[f, q] * cols[c*k + v, q + u*Wp]. Placing dout shifted
+    # down by u rows for every u (zeros elsewhere) turns the k correlations into one product.
+    rows = _padded_rows(x, pad)
+    cols = xp.empty((C * k, Hp * Wp), dtype=x.dtype)
+    shifted_dout = xp.zeros((k, F, Hp, Wp), dtype=dout.dtype)
+    dw_all = xp.zeros((k * F, C * k), dtype=dout.dtype)  # row u*F + f, column c*k + v
+    for n in range(N):
+        _shifts(rows[n], k, Hp * Wp, cols)
+        for u in range(k):
+            shifted_dout[u, :, u:u + Ho, :Wo] = dout[n]
+        dw_all += shifted_dout.reshape(k * F, Hp * Wp) @ cols.T
+    dw = xp.ascontiguousarray(dw_all.reshape(k, F, C, k).transpose(1, 2, 0, 3))
 
     if not need_dx:
         return None, dw, db
     w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx, _ = _row_shift_conv(dout, w_flipped, k - 1 - pad)
-    return dx, dw, db
+    return _row_shift_conv(dout, w_flipped, k - 1 - pad), dw, db
 
 
 def conv2d_forward_reference(x, w, b=None, pad=None):
