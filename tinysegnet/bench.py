@@ -1,0 +1,269 @@
+"""Benchmarks: ``python -m tinysegnet.bench layers`` and ``python -m tinysegnet.bench model``.
+
+``layers`` times each layer's forward and backward at SegNet-Basic's shapes (batch 4,
+64 channels, 90x120, 7x7 kernels) and sets the fast convolution's GFLOP/s beside the
+plain matrix-product rate of the same array module.
+
+``model`` times a SegNet-Basic training step (forward, loss, backward, SGD update) and
+an inference forward at several sizes, and SegNet at 180x240; ``--vs-torch`` times the
+same networks in PyTorch in the same run. It also reports peak memory of inference at
+360x480 and the bytes the decoder keeps from the encoder.
+
+Each figure is the median of ``--repeat`` runs after warm-up runs.
+"""
+
+import argparse
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+from . import functional as F
+from .backend import array_module, resolve_device
+from .models import SegNet, SegNetBasic
+from .optim import SGD
+
+MODEL_ROWS = [("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240),
+              ("segnet-basic", 1, 360, 480), ("segnet", 1, 180, 240)]
+
+
+def _sync(xp):
+    if xp is not np:
+        xp.cuda.Device().synchronize()
+
+
+def timeit(fn, xp=np, warmup=1, repeat=5):
+    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(xp)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        _sync(xp)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_rate(xp, repeat):
+    """GFLOP/s of one float32 product of the size a 7x7x64 convolution reduces to."""
+    rng = np.random.default_rng(0)
+    a = xp.asarray(rng.standard_normal((448, 448), dtype=np.float32))
+    b = xp.asarray(rng.standard_normal((448, 12096), dtype=np.float32))
+    seconds = timeit(lambda: a @ b, xp, repeat=repeat)
+    return 2 * 448 * 448 * 12096 / seconds / 1e9
+
+
+def bench_layers(device, repeat):
+    xp = array_module(device)
+    rng = np.random.default_rng(0)
+    N, C, H, W, k = 4, 64, 90, 120, 7
+
+    def arr(*shape):
+        return xp.asarray(rng.standard_normal(shape, dtype=np.float32))
+
+    x, w, dout = arr(N, C, H, W), arr(C, C, k, k), arr(N, C, H, W)
+    gamma, beta, rm, rv = arr(C), arr(C), xp.zeros(C, np.float32), xp.ones(C, np.float32)
+    logits, labels = arr(N, 11, H, W), xp.asarray(rng.integers(0, 12, (N, H, W)))
+    pooled, idx = F.maxpool2x2_forward(x)
+    conv_cache = F.conv2d_forward(x, w)[1]
+    bn_cache = F.batchnorm2d_forward(x, gamma, beta, rm, rv, True)[1]
+    relu_cache = F.relu_forward(x)[1]
+    rows = [
+        ("conv 7x7 64->64", lambda: F.conv2d_forward(x, w), lambda: F.conv2d_backward(dout, conv_cache),
+         2 * N * C * C * k * k * H * W),
+        ("batchnorm (train)", lambda: F.batchnorm2d_forward(x, gamma, beta, rm, rv, True),
+         lambda: F.batchnorm2d_backward(dout, bn_cache), None),
+        ("relu", lambda: F.relu_forward(x), lambda: F.relu_backward(dout, relu_cache), None),
+        ("maxpool 2x2", lambda: F.maxpool2x2_forward(x),
+         lambda: F.maxpool2x2_backward(pooled, idx, x.shape), None),
+        ("unpool 2x2", lambda: F.unpool2x2_forward(pooled, idx, (H, W)),
+         lambda: F.unpool2x2_backward(dout, idx), None),
+        ("softmax cross-entropy (fwd+bwd)", lambda: F.softmax_cross_entropy(logits, labels, None, 11),
+         None, None),
+    ]
+    print(f"layers at batch {N}, {C} channels, {H}x{W}, {k}x{k} kernels, float32, device {device}")
+    print(f"{'layer':<32} {'forward ms':>10} {'backward ms':>11} {'fwd GFLOP/s':>11} {'bwd GFLOP/s':>11}")
+    for name, fwd, bwd, flops in rows:
+        tf = timeit(fwd, xp, repeat=repeat)
+        tb = timeit(bwd, xp, repeat=repeat) if bwd else float("nan")
+        rates = (f"{flops / tf / 1e9:11.0f} {2 * flops / tb / 1e9:11.0f}" if flops else f"{'':>11} {'':>11}")
+        print(f"{name:<32} {1000 * tf:10.1f} {1000 * tb:11.1f} {rates}")
+    rate = matmul_rate(xp, repeat)
+    conv_f = 2 * N * C * C * k * k * H * W / timeit(rows[0][1], xp, repeat=repeat) / 1e9
+    conv_b = 4 * N * C * C * k * k * H * W / timeit(rows[0][2], xp, repeat=repeat) / 1e9
+    print(f"matrix product (448x448 @ 448x12096) {rate:.0f} GFLOP/s; fast convolution at "
+          f"{100 * conv_f / rate:.0f}% of it forward, {100 * conv_b / rate:.0f}% backward")
+
+
+def build_ours(name, device):
+    model = SegNetBasic() if name == "segnet-basic" else SegNet()
+    return model.to(device)
+
+
+def bench_ours(name, batch, h, w, device, repeat):
+    """(train step seconds, inference seconds) for our model."""
+    xp = array_module(device)
+    rng = np.random.default_rng(0)
+    model = build_ours(name, device)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = xp.asarray(rng.standard_normal((batch, 3, h, w), dtype=np.float32))
+    y = xp.asarray(rng.integers(0, 11, (batch, h, w)))
+
+    def step():
+        model.train()
+        _, dlogits = F.softmax_cross_entropy(model.forward(x), y, None, 11)
+        model.backward(dlogits)
+        opt.step()
+
+    def infer():
+        model.eval()
+        model.forward(x)
+
+    return timeit(step, xp, repeat=repeat), timeit(infer, xp, repeat=repeat)
+
+
+def torch_model(name):
+    """The same networks in PyTorch (conv, BN, ReLU, indexed pooling, unpooling)."""
+    import torch
+    from torch import nn as tnn
+
+    class Net(tnn.Module):
+        def __init__(self, encoder_blocks, decoder_blocks, classifier):
+            super().__init__()
+            self.enc = tnn.ModuleList(encoder_blocks)
+            self.dec = tnn.ModuleList(decoder_blocks)
+            self.classifier = classifier
+
+        def forward(self, x):
+            saved = []
+            for block in self.enc:
+                x = block(x)
+                size = x.shape[2:]
+                x, idx = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
+                saved.append((idx, size))
+            for block, (idx, size) in zip(self.dec, reversed(saved)):
+                x = block(torch.nn.functional.max_unpool2d(x, idx, 2, 2, output_size=size))
+            return self.classifier(x)
+
+    def cbr(cin, cout, k, bias, relu=True):
+        layers = [tnn.Conv2d(cin, cout, k, padding=k // 2, bias=bias), tnn.BatchNorm2d(cout)]
+        return layers + [tnn.ReLU()] if relu else layers
+
+    if name == "segnet-basic":
+        enc = [tnn.Sequential(*cbr(3 if i == 0 else 64, 64, 7, False)) for i in range(4)]
+        dec = [tnn.Sequential(*cbr(64, 64, 7, False, relu=False)) for _ in range(4)]
+        return Net(enc, dec, tnn.Conv2d(64, 11, 1))
+    widths = [[64, 64], [128, 128], [256] * 3, [512] * 3, [512] * 3]
+    enc, cin = [], 3
+    for block in widths:
+        layers = []
+        for cout in block:
+            layers += cbr(cin, cout, 3, True)
+            cin = cout
+        enc.append(tnn.Sequential(*layers))
+    dec, inputs = [], [3, 64, 128, 256, 512]
+    for block, block_in in reversed(list(zip(widths, inputs))):
+        outs = block[1:][::-1] + ([block_in] if block_in != 3 else [])
+        layers = []
+        for cout in outs:
+            layers += cbr(cin, cout, 3, True)
+            cin = cout
+        dec.append(tnn.Sequential(*layers))
+    return Net(enc, dec, tnn.Conv2d(64, 11, 3, padding=1))
+
+
+def bench_torch(name, batch, h, w, device, repeat):
+    import torch
+    dev = "cuda" if device == "gpu" else "cpu"
+    model = torch_model(name).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, h, w, generator=gen).to(dev)
+    y = torch.randint(0, 11, (batch, h, w), generator=gen).to(dev)
+
+    def sync():
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    def step():
+        model.train()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        sync()
+
+    def infer():
+        model.eval()
+        with torch.no_grad():
+            model(x)
+        sync()
+
+    return timeit(step, repeat=repeat), timeit(infer, repeat=repeat)
+
+
+def inference_peak_memory(device):
+    """Peak bytes NumPy allocated during one SegNet-Basic inference at 360x480, batch 1."""
+    model = build_ours("segnet-basic", device).eval()
+    x = np.random.default_rng(0).standard_normal((1, 3, 360, 480), dtype=np.float32)
+    model.forward(x)  # warm-up outside the trace
+    tracemalloc.start()
+    model.forward(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def decoder_storage(h=360, w=480, channels=64, depth=4):
+    """Bytes kept from the encoder for the decoder: SegNet's indices vs FCN's feature maps."""
+    sizes = []
+    for _ in range(depth):
+        h, w = -(-h // 2), -(-w // 2)
+        sizes.append(h * w)
+    index_bytes = channels * sum(sizes)  # one uint8 per pooled value
+    feature_bytes = 4 * channels * sum(sizes)  # float32 maps at the same resolutions
+    return index_bytes, feature_bytes
+
+
+def bench_model(device, repeat, vs_torch):
+    print(f"device {device}; times are medians of {repeat} after warm-up; per step, and per image")
+    header = f"{'model':<13} {'batch':>5} {'size':>8} {'train ms':>9} {'ms/img':>7} {'infer ms':>9} {'ms/img':>7}"
+    if vs_torch:
+        header += f" {'torch train':>11} {'torch infer':>11} {'train x':>7} {'infer x':>7}"
+    print(header)
+    for name, batch, h, w in MODEL_ROWS:
+        train_s, infer_s = bench_ours(name, batch, h, w, device, repeat)
+        line = (f"{name:<13} {batch:>5} {f'{h}x{w}':>8} {1000 * train_s:9.0f} {1000 * train_s / batch:7.0f} "
+                f"{1000 * infer_s:9.0f} {1000 * infer_s / batch:7.0f}")
+        if vs_torch:
+            t_train, t_infer = bench_torch(name, batch, h, w, device, repeat)
+            line += (f" {1000 * t_train:11.0f} {1000 * t_infer:11.0f} {train_s / t_train:7.2f} "
+                     f"{infer_s / t_infer:7.2f}")
+        print(line, flush=True)
+    if device == "cpu":
+        print(f"peak NumPy memory of SegNet-Basic inference at 360x480, batch 1: "
+              f"{inference_peak_memory(device) / 2**20:.0f} MiB")
+    idx, feat = decoder_storage()
+    print(f"kept for the decoder at 360x480: pooling indices {idx / 2**20:.2f} MiB (uint8; "
+          f"{idx / 4 / 2**20:.2f} MiB at 2 bits) vs encoder feature maps {feat / 2**20:.2f} MiB "
+          f"(float32): {feat / idx:.0f}x ({4 * feat / idx:.0f}x at 2 bits)")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m tinysegnet.bench", description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=["layers", "model"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--vs-torch", action="store_true", help="time PyTorch's version in the same run")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    if args.what == "layers":
+        bench_layers(device, args.repeat)
+    else:
+        bench_model(device, args.repeat, args.vs_torch)
+
+
+if __name__ == "__main__":
+    main()
