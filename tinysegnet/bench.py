@@ -217,13 +217,17 @@ def inference_peak_memory(device):
 
 
 def decoder_storage(h=360, w=480, channels=64, depth=4):
-    """Bytes kept from the encoder for the decoder: SegNet's indices vs FCN's feature maps."""
-    sizes = []
+    """Bytes kept from the encoder for the decoder, batch 1: (SegNet's indices, FCN's maps).
+
+    SegNet keeps one uint8 index per pooled value. An FCN-style decoder adds the encoder's
+    feature map at the resolution it upsamples back to, i.e. each pool's float32 input:
+    4 times as many values at 4 bytes each (64 times the 2 bits an index needs).
+    """
+    index_bytes = feature_bytes = 0
     for _ in range(depth):
+        feature_bytes += 4 * channels * h * w
         h, w = -(-h // 2), -(-w // 2)
-        sizes.append(h * w)
-    index_bytes = channels * sum(sizes)  # one uint8 per pooled value
-    feature_bytes = 4 * channels * sum(sizes)  # float32 maps at the same resolutions
+        index_bytes += channels * h * w
     return index_bytes, feature_bytes
 
 

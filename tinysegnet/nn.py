@@ -245,6 +245,64 @@ class Unpool2x2(Module):
         return F.unpool2x2_backward(dout, self._pool.indices)
 
 
+class ConvTranspose2d(Module):
+    """Learned x2 upsampling (4x4 filters, stride 2, padding 1) to the size of a linked pool's
+    input, initialised to bilinear interpolation as FCN does."""
+
+    def __init__(self, channels, pool, dtype=np.float32):
+        super().__init__()
+        from .functional.upsampling import bilinear_upsample_weights
+        self.weight = Parameter(bilinear_upsample_weights(channels, 4, dtype))
+        self._pool = pool  # a link to the encoder pool whose input size to restore
+        self._cache = None
+
+    def forward(self, x):
+        out, cache = F.conv_transpose2d_forward(x, self.weight.data, self._pool.input_shape[2:])
+        self._cache = cache if self.training else None
+        return out
+
+    def backward(self, dout):
+        dx, self.weight.grad = F.conv_transpose2d_backward(dout, _take(self))
+        return dx
+
+
+class DepthwiseConv2d(Module):
+    """k x k convolution of each channel with its own filter, no bias; He-initialised."""
+
+    def __init__(self, channels, kernel_size, rng=None, dtype=np.float32):
+        super().__init__()
+        rng = np.random.default_rng() if rng is None else rng
+        w = rng.standard_normal((channels, kernel_size, kernel_size)) * np.sqrt(2.0 / kernel_size ** 2)
+        self.weight = Parameter(w.astype(dtype))
+        self._cache = None
+
+    def forward(self, x):
+        out, cache = F.depthwise_conv2d_forward(x, self.weight.data)
+        self._cache = cache if self.training else None
+        return out
+
+    def backward(self, dout):
+        dx, self.weight.grad = F.depthwise_conv2d_backward(dout, _take(self))
+        return dx
+
+
+class BilinearUpsample(Module):
+    """Fixed bilinear upsampling to the size of a linked pool's input (nothing to learn)."""
+
+    def __init__(self, pool):
+        super().__init__()
+        self._pool = pool
+        self._cache = None
+
+    def forward(self, x):
+        out, cache = F.bilinear_upsample_forward(x, self._pool.input_shape)
+        self._cache = cache if self.training else None
+        return out
+
+    def backward(self, dout):
+        return F.bilinear_upsample_backward(dout, _take(self))
+
+
 class Sequential(Module):
     """Runs its layers in order; backward runs them in reverse."""
 

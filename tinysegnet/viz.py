@@ -1,12 +1,11 @@
 """Pictures: colour-coded label maps, overlays, prediction grids and training curves."""
 
-import matplotlib
+import numpy as np
+# Figure objects, not pyplot: saving needs no display and leaves the caller's backend alone
+# (pyplot's global backend switch would turn off inline plots in the lesson notebooks).
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: training runs on machines without a screen
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .data.camvid import PALETTE  # noqa: E402
+from .data.camvid import PALETTE
 
 
 def colorize(labels):
@@ -22,7 +21,8 @@ def overlay(image, labels, alpha=0.5):
 def prediction_grid(images, labels, predictions, path, title=None):
     """Rows of image | ground truth | prediction, saved to ``path``."""
     n = len(images)
-    fig, axes = plt.subplots(n, 3, figsize=(9, 2.4 * n), squeeze=False)
+    fig = Figure(figsize=(9, 2.4 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     for row, (image, label, pred) in enumerate(zip(images, labels, predictions)):
         for ax, picture, name in zip(axes[row], (image, colorize(label), colorize(pred)),
                                      ("image", "ground truth", "prediction")):
@@ -34,13 +34,13 @@ def prediction_grid(images, labels, predictions, path, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def training_curves(history, path):
     """Training loss and validation mIoU per epoch, side by side."""
     epochs = [h["epoch"] for h in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    left, right = fig.subplots(1, 2)
     left.plot(epochs, [h["loss"] for h in history], marker="o")
     left.set_xlabel("epoch")
     left.set_ylabel("training loss")
@@ -53,4 +53,3 @@ def training_curves(history, path):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -1,13 +1,18 @@
 """The networks, by the names the command line uses."""
 
+import functools
+
+from .decoders import VARIANTS, DecoderVariant
+from .pixel import PixelClassifier
 from .segnet import SegNet
 from .segnet_basic import SegNetBasic
 
-MODELS = {"segnet-basic": SegNetBasic, "segnet": SegNet}
+MODELS = {"segnet-basic": SegNetBasic, "segnet": SegNet, "pixel": PixelClassifier}
+MODELS.update({v: functools.partial(DecoderVariant, v) for v in VARIANTS})
 
 
 def build(name, **options):
-    """A model by name ("segnet-basic", "segnet") with constructor options."""
+    """A model by name (``MODELS``' keys) with constructor options."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     return MODELS[name](**options)
