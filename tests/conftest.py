@@ -42,3 +42,12 @@ def distinct_values(rng, shape, dtype=np.float64):
     """Values spaced at least 0.01 apart (a permutation), so max-pool windows have no ties."""
     n = int(np.prod(shape))
     return ((rng.permutation(n) - n / 2) * 0.01).reshape(shape).astype(dtype)
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory):
+    """A CamVid-layout folder of 6 train and 3 val synthetic scenes at 32x48."""
+    from tinysegnet.data import synthetic
+    root = str(tmp_path_factory.mktemp("data") / "tiny")
+    synthetic.generate(root, (32, 48), counts={"train": 6, "val": 3}, seed=0)
+    return root

@@ -7,14 +7,6 @@ import numpy as np
 import pytest
 
 from tinysegnet import checkpoint, evaluate, predict, train
-from tinysegnet.data import synthetic
-
-
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("data") / "tiny")
-    synthetic.generate(root, (32, 48), counts={"train": 6, "val": 3}, seed=0)
-    return root
 
 
 def _train(tiny_set, out, *extra):

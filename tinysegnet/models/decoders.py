@@ -108,16 +108,15 @@ class DecoderVariant(EncoderDecoder):
             d = self.stages[i].backward(d)
         return d
 
-    def kept_from_encoder(self, h, w, batch=1):
-        """Bytes the decoder keeps from the encoder for an h x w input: pooling indices
-        (uint8) and/or encoder feature maps (float32) at each stage."""
-        total = 0
-        width = self.stages[0].layers[0].weight.data.shape[0]
+    def kept_from_encoder(self, h, w):
+        """What the decoder keeps from the encoder for one h x w image, as counts of values:
+        ``(pooling indices, float feature-map values)``."""
+        indices = floats = 0
+        width = self.config["width"]
         for _ in range(DEPTH):
-            if self.adds:
-                channels = self.skips[0].weight.data.shape[0] if self.skips else width
-                total += 4 * batch * channels * h * w
+            if self.adds:  # the encoder map at this resolution, reduced or not
+                floats += (self.skips[0].weight.data.shape[0] if self.skips else width) * h * w
             h, w = -(-h // 2), -(-w // 2)
             if isinstance(self.ups[0], nn.Unpool2x2):
-                total += batch * width * h * w
-        return total
+                indices += width * h * w
+        return indices, floats

@@ -40,3 +40,12 @@ class SegNetBasic(EncoderDecoder):
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.Sequential(*decoder)
         self.classifier = nn.Conv2d(width, n_classes, 1, bias=True, rng=rng)
+
+    def kept_from_encoder(self, h, w):
+        """What the decoder keeps from the encoder for one h x w image, as counts of values:
+        ``(pooling indices, float feature-map values)`` = (one per pooled value, 0)."""
+        indices = 0
+        for _ in range(DEPTH):
+            h, w = -(-h // 2), -(-w // 2)
+            indices += self.config["width"] * h * w
+        return indices, 0

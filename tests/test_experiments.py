@@ -1,0 +1,22 @@
+import os
+
+import pytest
+
+from tinysegnet import experiments
+
+
+def test_decoders_writes_table_and_plot(tiny_set, tmp_path, capsys):
+    experiments.main(["decoders", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1",
+                      "--batch-size", "3", "--variants", "segnet-basic", "fcn-basic", "bilinear",
+                      "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "docs")])
+    table = (tmp_path / "docs" / "decoders.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split("|")[1].strip() for r in rows] == ["segnet-basic", "fcn-basic", "bilinear"]
+    storage = {r.split("|")[1].strip(): r.split("|")[3].strip() for r in rows}
+    assert storage == {"segnet-basic": "1", "fcn-basic": "11", "bilinear": "0"}
+    assert os.path.getsize(tmp_path / "docs" / "decoders.png") > 1000
+
+
+def test_usage():
+    with pytest.raises(SystemExit, match="usage"):
+        experiments.main(["tables"])

@@ -1,0 +1,128 @@
+"""The paper's decoder comparison (its Table 1), rerun: ``python -m tinysegnet.experiments decoders``.
+
+Trains SegNet-Basic and every decoder variant of ``tinysegnet.models.decoders`` with the
+same protocol, then writes a markdown table and a plot: parameters, the storage
+multiplier (bytes each decoder keeps from the encoder, relative to SegNet-Basic's
+indices packed at 2 bits, as the paper counts), inference time, and val G, C, mIoU, BF
+of each variant's best checkpoint.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from . import train
+from .backend import resolve_device, to_device
+from .data import transforms
+from .evaluate import load_eval_data, load_model, score_split
+from .models import VARIANTS, SegNetBasic
+
+ORDER = ("segnet-basic",) + VARIANTS
+
+
+def inference_ms(model, size, device, repeat=3):
+    x = to_device(np.random.default_rng(0).standard_normal((1, 3) + tuple(size), dtype=np.float32),
+                  device)
+    model.eval().forward(x)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        model.forward(x)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def measure(variant, run_dir, device):
+    model, meta = load_model(os.path.join(run_dir, "best.npz"), device)
+    size = tuple(meta["size"])
+    split, _ = load_eval_data(meta, None, "val")
+    mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
+    scores, _ = score_split(model, split, mean, std, 8, device, boundary_f1=True)
+    return dict(variant=variant, parameters=model.num_parameters(),
+                storage=storage_multiplier(model, size),
+                ms=inference_ms(model, size, device), epoch=meta["best_epoch"],
+                **{k: scores[k] for k in ("G", "C", "mIoU", "BF")})
+
+
+def storage_multiplier(model, size):
+    """Bits kept from the encoder (indices at 2 bits, float maps at 32) over SegNet-Basic's."""
+    indices, floats = model.kept_from_encoder(*size)
+    reference, _ = SegNetBasic().kept_from_encoder(*size)
+    return (2 * indices + 32 * floats) / (2 * reference)
+
+
+def write_report(rows, command, folder):
+    os.makedirs(folder, exist_ok=True)
+    lines = ["# Decoder variants (the SegNet paper's Table 1), rerun with tinysegnet", "",
+             f"Command: `{command}`", "",
+             "| variant | parameters | storage multiplier | inference ms | best epoch | G | C | mIoU | BF |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['parameters']:,} | {r['storage']:.0f} | {r['ms']:.0f} | "
+                     f"{r['epoch']} | {100 * r['G']:.1f} | {100 * r['C']:.1f} | "
+                     f"{100 * r['mIoU']:.1f} | {100 * r['BF']:.1f} |")
+    lines += ["", "Storage multiplier: bytes kept from the encoder for the decoder, relative to "
+              "SegNet-Basic's pooling indices at 2 bits each. Scores are on the validation split "
+              "at the training size, for each variant's best epoch (by val mIoU)."]
+    path = os.path.join(folder, "decoders.md")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2)
+    names = [r["variant"] for r in rows]
+    left.barh(names, [100 * r["mIoU"] for r in rows])
+    left.set_xlabel("val mIoU (%)")
+    left.invert_yaxis()
+    right.barh(names, [r["storage"] for r in rows], color="tab:orange")
+    right.set_xlabel("storage multiplier (x SegNet-Basic's 2-bit indices)")
+    right.invert_yaxis()
+    right.set_yticklabels([])
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, "decoders.png"), dpi=100)
+    return path
+
+
+def decoders(argv):
+    p = argparse.ArgumentParser(prog="python -m tinysegnet.experiments decoders",
+                                description="train every decoder variant with one protocol")
+    p.add_argument("--data-dir", help="CamVid (default: the synthetic set)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=12)
+    p.add_argument("--variants", nargs="+", default=list(ORDER), choices=ORDER)
+    p.add_argument("--runs", default=os.path.join("runs", "decoders"), help="one run folder per variant")
+    p.add_argument("--report", default="docs", help="folder for decoders.md and decoders.png")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    args = p.parse_args(argv)
+    common = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--quiet",
+              "--device", args.device]
+    if args.data_dir:
+        common += ["--data-dir", args.data_dir]
+    if args.size:
+        common += ["--size", *map(str, args.size)]
+    rows = []
+    for variant in args.variants:
+        run_dir = os.path.join(args.runs, variant)
+        print(f"== {variant}", flush=True)
+        train.main(["--model", variant, "--out", run_dir] + common)
+        rows.append(measure(variant, run_dir, resolve_device(args.device)))
+    command = "python -m tinysegnet.experiments decoders " + " ".join(argv)
+    print(f"wrote {write_report(rows, command, args.report)}")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "decoders":
+        sys.exit("usage: python -m tinysegnet.experiments decoders [--data-dir DIR --size H W --epochs N]")
+    decoders(argv[1:])
+
+
+if __name__ == "__main__":
+    main()
