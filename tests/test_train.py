@@ -91,3 +91,25 @@ def test_predict_writes_label_maps_at_image_size(run_dir, tiny_set, tmp_path):
     assert Image.open(tmp_path / "val_0000_labels.png").size == (48, 32)
     with pytest.raises(SystemExit, match="predict: .*no such file"):
         predict.main([str(run_dir / "best.npz"), str(tmp_path / "missing.png"), "--out", str(tmp_path)])
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tiny_set, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "tinysegnet.train", "--data-dir", tiny_set,
+                             "--size", "32", "48", "--batch-size", "3", "--epochs", "500", "--quiet",
+                             "--out", str(tmp_path)], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "interrupted: saved" in err
+    _, _, meta = checkpoint.load(str(tmp_path / "last.npz"))
+    assert 1 <= meta["epoch"] < 500
+    train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", str(meta["epoch"] + 1), "--quiet"])
+    assert checkpoint.load(str(tmp_path / "last.npz"))[2]["epoch"] == meta["epoch"] + 1
