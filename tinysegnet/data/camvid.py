@@ -55,8 +55,8 @@ def resize_pair(image, label, size):
 
 def resize_split(split, size):
     """The split with every image and label resized to ``size`` (H, W)."""
-    pairs = [resize_pair(image, label, size) for image, label in zip(split.images, split.labels)]
-    return Split(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), split.names)
+    images, labels = zip(*(resize_pair(i, l, size) for i, l in zip(split.images, split.labels)))
+    return Split(np.stack(images), np.stack(labels), split.names)
 
 
 def list_pairs(root, split):
@@ -103,8 +103,7 @@ def load_camvid_split(root, split, size=None, n_classes=len(CLASSES)):
         labels.append(label)
         names.append(os.path.basename(image_path))
     if size is not None:
-        pairs = [resize_pair(image, label, size) for image, label in zip(images, labels)]
-        images, labels = [p[0] for p in pairs], [p[1] for p in pairs]
+        images, labels = zip(*(resize_pair(i, l, size) for i, l in zip(images, labels)))
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"{root}/{split}.txt: images of different sizes {sorted(shapes)[:3]}; "

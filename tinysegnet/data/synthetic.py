@@ -19,7 +19,7 @@ from PIL import Image
 from .camvid import VOID, load_camvid_split
 
 SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST = range(11)
-DEFAULT_SIZE = (72, 96)
+DEFAULT_SIZE = (48, 64)
 DEFAULT_COUNTS = {"train": 240, "val": 60}
 
 _BUILDING_COLOURS = [(150, 70, 55), (200, 185, 150), (135, 135, 140), (225, 220, 210), (90, 80, 75),
