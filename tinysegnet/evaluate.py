@@ -16,9 +16,11 @@ import numpy as np
 from . import checkpoint
 from .backend import resolve_device, to_device, to_numpy
 from .data import camvid, transforms
+from .data.synthetic import load_synthetic_split
 from .data.camvid import CLASSES, VOID
 from .metrics import SegmentationScore
 from .models import from_config
+from .nn import BatchNorm2d
 
 
 def predict_split(model, split, mean, std, batch_size=8, device="cpu", full_res_split=None):
@@ -55,7 +57,6 @@ def recompute_bn_statistics(model, split, mean, std, batch_size=8, device="cpu")
     with batch statistics and keep their mean (momentum 1/(t+1) at batch t is a running
     average). The running variance is the average of unbiased batch variances.
     """
-    from .nn import BatchNorm2d
     norms = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
     saved = [bn.momentum for bn in norms]
     model.train()
@@ -88,7 +89,6 @@ def load_model(path, device):
 
 def load_eval_data(meta, data_dir, split_name):
     """The split to score at the model's training size, and the same at full size."""
-    from .data.synthetic import load_synthetic_split
     size = tuple(meta["size"])
     if data_dir is None and meta.get("data_dir") is None:
         full = load_synthetic_split(split_name, size, meta.get("data_seed", 0))

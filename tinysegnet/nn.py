@@ -12,6 +12,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import device_of, to_device
+from .functional.upsampling import bilinear_upsample_weights
 
 
 class Parameter:
@@ -251,7 +252,6 @@ class ConvTranspose2d(Module):
 
     def __init__(self, channels, pool, dtype=np.float32):
         super().__init__()
-        from .functional.upsampling import bilinear_upsample_weights
         self.weight = Parameter(bilinear_upsample_weights(channels, 4, dtype))
         self._pool = pool  # a link to the encoder pool whose input size to restore
         self._cache = None

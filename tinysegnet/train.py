@@ -96,10 +96,10 @@ class Run:
         self.device = resolve_device(args.device)
         if args.resume:
             self._restore(args.resume)
+            self.train_split, self.val_split = load_data(self.meta["data_dir"], self.meta["size"],
+                                                         self.meta["data_seed"])
         else:
             self._start()
-        self.train_split, self.val_split = load_data(self.meta["data_dir"], self.meta["size"],
-                                                     self.meta["data_seed"])
         self.mean = np.asarray(self.meta["mean"], np.float32)
         self.std = np.asarray(self.meta["std"], np.float32)
         weights = self.meta["class_weights"]
@@ -109,9 +109,9 @@ class Run:
     def _start(self):
         a = self.args
         size = tuple(a.size)
-        train_split, _ = load_data(a.data_dir, size, a.seed)
-        mean, std = transforms.channel_stats(train_split.images)
-        weights = (transforms.median_frequency_weights(train_split.labels, len(CLASSES), VOID)
+        self.train_split, self.val_split = load_data(a.data_dir, size, a.seed)
+        mean, std = transforms.channel_stats(self.train_split.images)
+        weights = (transforms.median_frequency_weights(self.train_split.labels, len(CLASSES), VOID)
                    if a.class_weights == "median" else None)
         self.model = build(a.model, n_classes=len(CLASSES), seed=a.seed).to(self.device)
         hyper = _optimizer_settings(a, dict(lr=0.1, momentum=0.9, weight_decay=5e-4))

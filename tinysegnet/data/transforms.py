@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ..backend import xp_of
+
 
 def channel_stats(images):
     """Per-channel mean and standard deviation of uint8 images (N, H, W, 3), as float32 (3,)."""
@@ -74,7 +76,6 @@ def bilinear_matrix(n_in, n_out):
 
 def resize_scores(scores, size):
     """Bilinear resize of class scores (N, K, h, w) -> (N, K, H, W): rows then columns."""
-    from ..backend import xp_of
     xp = xp_of(scores)
     h, w = scores.shape[2:]
     rows = xp.asarray(bilinear_matrix(h, size[0]), dtype=scores.dtype)

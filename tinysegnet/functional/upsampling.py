@@ -15,6 +15,8 @@ Bilinear x2 upsampling resizes each map with fixed interpolation matrices
 linear, its backward pass is ``R_h^T @ dout @ R_w``.
 """
 
+import numpy as np
+
 from ..backend import xp_of
 from ..data.transforms import bilinear_matrix
 from ._checks import require_float, require_ndim
@@ -73,7 +75,6 @@ def conv_transpose2d_backward(dout, cache):
 def bilinear_upsample_weights(channels, k=4, dtype=None):
     """(C, C, k, k) transposed-convolution filters that upsample each channel bilinearly x2
     (FCN's initialisation): channel c maps only to channel c."""
-    import numpy as np
     factor = (k + 1) // 2
     centre = factor - 1 if k % 2 == 1 else factor - 0.5
     og = np.arange(k)
