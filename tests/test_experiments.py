@@ -20,3 +20,14 @@ def test_decoders_writes_table_and_plot(tiny_set, tmp_path, capsys):
 def test_usage():
     with pytest.raises(SystemExit, match="usage"):
         experiments.main(["tables"])
+
+
+def test_a_diverged_variant_is_reported_not_fatal(tiny_set, tmp_path, monkeypatch):
+    def diverge(argv):
+        raise SystemExit("train: loss is nan at epoch 1, step 3; stopped")
+    monkeypatch.setattr(experiments.train, "main", diverge)
+    experiments.main(["decoders", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1",
+                      "--variants", "fcn-basic-no-dim-reduction", "--runs", str(tmp_path / "runs"),
+                      "--report", str(tmp_path / "docs")])
+    table = (tmp_path / "docs" / "decoders.md").read_text()
+    assert "| fcn-basic-no-dim-reduction | 874,891 | 64 | - | - | diverged" in table

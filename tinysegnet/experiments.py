@@ -16,11 +16,11 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import train
+from . import checkpoint, train
 from .backend import resolve_device, to_device
 from .data import transforms
 from .evaluate import load_eval_data, load_model, score_split
-from .models import VARIANTS, SegNetBasic
+from .models import VARIANTS, SegNetBasic, build
 
 ORDER = ("segnet-basic",) + VARIANTS
 
@@ -56,6 +56,11 @@ def storage_multiplier(model, size):
     return (2 * indices + 32 * floats) / (2 * reference)
 
 
+def _trained(run_dir, epochs):
+    path = os.path.join(run_dir, "last.npz")
+    return os.path.exists(path) and checkpoint.load(path)[2]["epoch"] >= epochs
+
+
 def write_report(rows, command, folder):
     os.makedirs(folder, exist_ok=True)
     lines = ["# Decoder variants (the SegNet paper's Table 1), rerun with tinysegnet", "",
@@ -63,6 +68,10 @@ def write_report(rows, command, folder):
              "| variant | parameters | storage multiplier | inference ms | best epoch | G | C | mIoU | BF |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        if r.get("diverged"):
+            lines.append(f"| {r['variant']} | {r['parameters']:,} | {r['storage']:.0f} | - | - | "
+                         f"diverged (non-finite loss in epoch 1) | | | |")
+            continue
         lines.append(f"| {r['variant']} | {r['parameters']:,} | {r['storage']:.0f} | {r['ms']:.0f} | "
                      f"{r['epoch']} | {100 * r['G']:.1f} | {100 * r['C']:.1f} | "
                      f"{100 * r['mIoU']:.1f} | {100 * r['BF']:.1f} |")
@@ -77,7 +86,7 @@ def write_report(rows, command, folder):
     fig = Figure(figsize=(11, 4))
     left, right = fig.subplots(1, 2)
     names = [r["variant"] for r in rows]
-    left.barh(names, [100 * r["mIoU"] for r in rows])
+    left.barh(names, [100 * r.get("mIoU", 0) for r in rows])
     left.set_xlabel("val mIoU (%)")
     left.invert_yaxis()
     right.barh(names, [r["storage"] for r in rows], color="tab:orange")
@@ -111,8 +120,21 @@ def decoders(argv):
     for variant in args.variants:
         run_dir = os.path.join(args.runs, variant)
         print(f"== {variant}", flush=True)
-        train.main(["--model", variant, "--out", run_dir] + common)
-        rows.append(measure(variant, run_dir, resolve_device(args.device)))
+        if _trained(run_dir, args.epochs):
+            print(f"already trained for {args.epochs} epochs in {run_dir}")
+        else:
+            try:
+                train.main(["--model", variant, "--out", run_dir] + common)
+            except SystemExit as e:  # a diverged variant is a result, not the end of the table
+                if "loss is" not in str(e):
+                    raise
+                print(e)
+        if os.path.exists(os.path.join(run_dir, "best.npz")):
+            rows.append(measure(variant, run_dir, resolve_device(args.device)))
+        else:
+            model = build(variant)
+            rows.append(dict(variant=variant, parameters=model.num_parameters(), diverged=True,
+                             storage=storage_multiplier(model, tuple(args.size or (90, 120)))))
     command = "python -m tinysegnet.experiments decoders " + " ".join(argv)
     print(f"wrote {write_report(rows, command, args.report)}")
 
