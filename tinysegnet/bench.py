@@ -21,7 +21,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import array_module, resolve_device
-from .models import SegNet, SegNetBasic
+from .models import DecoderVariant, SegNet, SegNetBasic
 from .optim import SGD
 
 MODEL_ROWS = [("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240),
@@ -216,19 +216,15 @@ def inference_peak_memory(device):
     return peak
 
 
-def decoder_storage(h=360, w=480, channels=64, depth=4):
+def decoder_storage(h=360, w=480):
     """Bytes kept from the encoder for the decoder, batch 1: (SegNet's indices, FCN's maps).
 
-    SegNet keeps one uint8 index per pooled value. An FCN-style decoder adds the encoder's
-    feature map at the resolution it upsamples back to, i.e. each pool's float32 input:
-    4 times as many values at 4 bytes each (64 times the 2 bits an index needs).
+    SegNet keeps one uint8 index per pooled value. An FCN-style decoder without dimension
+    reduction adds the encoder's float32 map at each resolution it upsamples back to.
     """
-    index_bytes = feature_bytes = 0
-    for _ in range(depth):
-        feature_bytes += 4 * channels * h * w
-        h, w = -(-h // 2), -(-w // 2)
-        index_bytes += channels * h * w
-    return index_bytes, feature_bytes
+    indices, _ = SegNetBasic().kept_from_encoder(h, w)
+    _, floats = DecoderVariant("fcn-basic-no-dim-reduction").kept_from_encoder(h, w)
+    return indices, 4 * floats
 
 
 def bench_model(device, repeat, vs_torch):
