@@ -7,14 +7,19 @@ Each decoder stage i (deepest first) restores the size of encoder stage i's pool
 ``segnet-basic-encoder-addition``  unpool, 7x7 conv + BN, plus the encoder's 64 maps
 ``segnet-basic-single-channel-decoder``  unpool, then a *depthwise* 7x7 conv + BN
 ``fcn-basic``                 1x1 conv reduces encoder maps to K = n_classes channels; a
-                              transposed conv (bilinear init) upsamples x2 and the reduced
-                              encoder map of that size is added
+                              transposed conv (bilinear init) upsamples x2, the reduced
+                              encoder map of that size is added, then BN
 ``fcn-basic-no-addition``     the same without the additions
 ``fcn-basic-no-dim-reduction``  the same with all 64 encoder maps (no 1x1 reduction)
 ``fcn-basic-no-addition-no-dim-reduction``  neither
 
 (SegNet-Basic itself, index unpooling + 7x7 conv + BN, is ``segnet_basic.SegNetBasic``.)
 Every variant ends with a 1x1 classifier to n_classes.
+
+Every decoder stage ends in batch norm, the FCN ones included: without it the sum of 64
+unnormalised encoder maps in ``fcn-basic-no-dim-reduction`` grows stage by stage and the
+shared learning rate 0.1 diverges in the first epoch (measured), so the comparison would be
+of learning rates rather than of decoders.
 """
 
 import numpy as np
@@ -52,10 +57,11 @@ class DecoderVariant(EncoderDecoder):
             channels = width
         reduce = self.fcn and "no-dim-reduction" not in variant
         k = n_classes if reduce else width  # channels the FCN decoder works in
-        self.ups, self.convs, self.skips = [], [], []
+        self.ups, self.convs, self.skips, self.norms = [], [], [], []
         for pool in reversed(self.pools):
             if self.fcn:
                 self.ups.append(nn.ConvTranspose2d(k, pool))
+                self.norms.append(nn.BatchNorm2d(k, beta_init=BN_SHIFT_INIT))
             elif variant == "bilinear":
                 self.ups.append(nn.BilinearUpsample(pool))
             else:
@@ -87,12 +93,16 @@ class DecoderVariant(EncoderDecoder):
             if self.adds:
                 skip = features[DEPTH - 1 - i]
                 x, _ = F.add_forward(x, self.skips[i].forward(skip) if self.skips else skip)
+            if self.norms:
+                x = self.norms[i].forward(x)
         return self.classifier.forward(x)
 
     def backward(self, dlogits):
         d = self.classifier.backward(dlogits)
         skip_grads = [None] * DEPTH
         for i in reversed(range(DEPTH)):
+            if self.norms:
+                d = self.norms[i].backward(d)
             if self.adds:
                 d, dskip = F.add_backward(d)
                 skip_grads[DEPTH - 1 - i] = self.skips[i].backward(dskip) if self.skips else dskip
