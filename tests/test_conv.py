@@ -81,3 +81,19 @@ def test_agrees_with_torch(rng, k, bias):
     rel_close(dw, tw.grad.numpy())
     if bias:
         rel_close(db, tb.grad.numpy())
+
+
+def test_alternating_shapes_through_reused_scratch(xp, rng):
+    """A large call leaves data in the scratch buffers; smaller calls with other paddings
+    must still see zero borders (a stale border would change these results)."""
+    F.conv2d_forward(xp.asarray(rng.standard_normal((3, 5, 20, 22))), xp.asarray(rng.standard_normal((6, 5, 7, 7))))
+    for k, pad, shape in [(7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)), (3, 1, (2, 4, 11, 5))]:
+        x = xp.asarray(rng.standard_normal(shape))
+        w = xp.asarray(rng.standard_normal((3, shape[1], k, k)))
+        out, cache = F.conv2d_forward(x, w, None, pad)
+        ref, ref_cache = F.conv2d_forward_reference(x, w, None, pad)
+        rel_close(out, ref, 1e-12)
+        dout = xp.asarray(rng.standard_normal(out.shape))
+        for ours, theirs in zip(F.conv2d_backward(dout, cache), F.conv2d_backward_reference(dout, ref_cache)):
+            if theirs is not None:
+                rel_close(ours, theirs, 1e-12)

@@ -22,7 +22,8 @@ Two implementations share one signature:
   im2col), multiplies them once by all ``k`` kernel rows (a ``(k F) x (C k)``
   matrix), and adds the ``k`` products shifted by ``u * Wp``. Outputs are
   computed on the padded width and the ``k - 1`` extra columns dropped.
-  Working one image at a time keeps the scratch arrays small and reusable.
+  Working one image at a time keeps the temporaries small, and they live in
+  reused scratch buffers (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
   that read like the formula above; the tests check the fast version against
   them, and the lessons start from them.
@@ -30,6 +31,7 @@ Two implementations share one signature:
 
 from ..backend import xp_of
 from ._checks import require_float, require_ndim
+from .scratch import scratch
 
 
 def _check_conv_args(fn, x, w, b, pad):
@@ -61,12 +63,17 @@ def _padded_rows(x, pad):
     """x (N, C, H, W) zero-padded by ``pad`` and flattened to rows (N, C, (Hp + 1) * Wp).
 
     One spare zero row at the bottom: the last horizontal shifts read up to k - 1
-    elements past Hp * Wp.
+    elements past Hp * Wp. The result is a scratch array, valid until the next call.
     """
     xp = xp_of(x)
     N, C, H, W = x.shape
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    xpad = xp.zeros((N, C, Hp + 1, Wp), dtype=x.dtype)
+    xpad = scratch("padded", (N, C, Hp + 1, Wp), x.dtype, xp)
+    # Zero only the border: the interior is overwritten by x straight after.
+    xpad[:, :, :pad] = 0
+    xpad[:, :, pad + H:] = 0
+    xpad[:, :, pad:pad + H, :pad] = 0
+    xpad[:, :, pad:pad + H, pad + W:] = 0
     xpad[:, :, pad:pad + H, pad:pad + W] = x
     return xpad.reshape(N, C, (Hp + 1) * Wp)
 
@@ -84,27 +91,26 @@ def _row_shift_conv(x, w, pad):
     """out (N, F, Ho, Wo), one image at a time::
 
         cols[c*k + v, r*Wp + s]   = xpad[c, r, s + v]                 (the k horizontal shifts)
-        products[u*F + f, q]      = sum_{c,v} w[f, c, u, v] * cols[c*k + v, q]
-        out[f, i*Wp + j]          = sum_u products[u*F + f, (i + u)*Wp + j]
+        products[u, f, r, s]      = sum_{c,v} w[f, c, u, v] * cols[c*k + v, r*Wp + s]
+        out[f, i, j]              = sum_u products[u, f, i + u, j]      (j < Wo)
     """
     xp = xp_of(x, w)
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     Hp, Wp = H + 2 * pad, W + 2 * pad
     Ho, Wo = Hp - k + 1, Wp - k + 1
-    L = Ho * Wp
     rows = _padded_rows(x, pad)
     w_all = w.transpose(2, 0, 1, 3).reshape(k * F, C * k)  # row u*F + f, column c*k + v
-    cols = xp.empty((C * k, Hp * Wp), dtype=x.dtype)
-    products = xp.empty((k, F, Hp * Wp), dtype=x.dtype)
-    out = xp.empty((N, F, L), dtype=x.dtype)
+    cols = scratch("cols", (C * k, Hp * Wp), x.dtype, xp)
+    products = scratch("products", (k, F, Hp, Wp), x.dtype, xp)
+    out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
     for n in range(N):
         _shifts(rows[n], k, Hp * Wp, cols)
         xp.matmul(w_all, cols, out=products.reshape(k * F, Hp * Wp))
-        out[n] = products[0, :, :L]
+        out[n] = products[0, :, :Ho, :Wo]
         for u in range(1, k):
-            out[n] += products[u, :, u * Wp:u * Wp + L]
-    return xp.ascontiguousarray(out.reshape(N, F, Ho, Wp)[:, :, :, :Wo])
+            out[n] += products[u, :, u:u + Ho, :Wo]
+    return out
 
 
 def conv2d_forward(x, w, b=None, pad=None):
@@ -147,8 +153,11 @@ def conv2d_backward(dout, cache, need_dx=True):
     # dw[f, c, u, v] = sum_q dout_wide[f, q] * cols[c*k + v, q + u*Wp]. Placing dout shifted
     # down by u rows for every u (zeros elsewhere) turns the k correlations into one product.
     rows = _padded_rows(x, pad)
-    cols = xp.empty((C * k, Hp * Wp), dtype=x.dtype)
-    shifted_dout = xp.zeros((k, F, Hp, Wp), dtype=dout.dtype)
+    cols = scratch("cols", (C * k, Hp * Wp), x.dtype, xp)
+    # The forward's products buffer has this shape and is free until dx is computed below.
+    # Only the blocks written per image change, so one zero fill serves every image.
+    shifted_dout = scratch("products", (k, F, Hp, Wp), dout.dtype, xp)
+    shifted_dout.fill(0)
     dw_all = xp.zeros((k * F, C * k), dtype=dout.dtype)  # row u*F + f, column c*k + v
     for n in range(N):
         _shifts(rows[n], k, Hp * Wp, cols)

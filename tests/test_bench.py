@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from tinysegnet import bench
+from tinysegnet.models import SegNet, SegNetBasic
+
+
+def test_timeit_warms_up_then_takes_the_median_of_repeats():
+    calls = []
+    seconds = bench.timeit(lambda: calls.append(1), warmup=2, repeat=3)
+    assert len(calls) == 5 and seconds >= 0
+
+
+@pytest.mark.parametrize("name,ours", [("segnet-basic", SegNetBasic), ("segnet", SegNet)])
+def test_torch_model_has_our_parameter_count(name, ours):
+    torch = pytest.importorskip("torch")
+    theirs = bench.torch_model(name)
+    assert sum(p.numel() for p in theirs.parameters()) == ours().num_parameters()
+    out = theirs.eval()(torch.zeros(1, 3, 45, 60))
+    assert tuple(out.shape) == (1, 11, 45, 60)  # ceil-mode pooling and sized unpooling, like ours
+
+
+def test_decoder_storage_counts_one_uint8_index_per_pooled_value():
+    indices, floats = bench.decoder_storage(360, 480)
+    pooled = [(180, 240), (90, 120), (45, 60), (23, 30)]
+    assert indices == 64 * sum(h * w for h, w in pooled)
+    kept = [(360, 480), (180, 240), (90, 120), (45, 60)]  # encoder maps added back, float32
+    assert floats == 4 * 64 * sum(h * w for h, w in kept)
+
+
+def test_peak_memory_includes_the_convolution_scratch():
+    peak = bench.inference_peak_memory("cpu")
+    cols = 64 * 7 * (360 + 6) * (480 + 6) * 4  # the row shifts of one 360x480 image
+    assert 2 * cols < peak < 2**30

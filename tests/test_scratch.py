@@ -1,0 +1,27 @@
+import numpy as np
+
+from tinysegnet.functional import scratch
+
+
+def test_same_purpose_reuses_memory_and_grows_when_needed():
+    scratch.release()
+    a = scratch.scratch("test", (3, 4), np.float32, np)
+    b = scratch.scratch("test", (2, 5), np.float32, np)
+    assert b.shape == (2, 5) and b.flags.c_contiguous and np.shares_memory(a, b)
+    bigger = scratch.scratch("test", (10, 10), np.float32, np)
+    assert not np.shares_memory(a, bigger)
+    assert np.shares_memory(bigger, scratch.scratch("test", (4, 4), np.float32, np))
+
+
+def test_purposes_and_dtypes_are_kept_apart():
+    scratch.release()
+    a = scratch.scratch("test", (8,), np.float32, np)
+    assert not np.shares_memory(a, scratch.scratch("other", (8,), np.float32, np))
+    d = scratch.scratch("test", (8,), np.float64, np)
+    assert d.dtype == np.float64 and not np.shares_memory(a, d)
+
+
+def test_release_forgets_every_buffer():
+    a = scratch.scratch("test", (8,), np.float32, np)
+    scratch.release()
+    assert not np.shares_memory(a, scratch.scratch("test", (8,), np.float32, np))
