@@ -9,7 +9,8 @@ an inference forward at several sizes, and SegNet at 180x240; ``--vs-torch`` tim
 same networks in PyTorch in the same run. It also reports peak memory of inference at
 360x480 and the bytes the decoder keeps from the encoder.
 
-Each figure is the median of ``--repeat`` runs after warm-up runs.
+Each figure is the median of ``--repeat`` runs after warm-up runs (two for the models: the
+first steps of a fresh model run up to 30% slower while memory is first touched).
 """
 
 import argparse
@@ -123,7 +124,7 @@ def bench_ours(name, batch, h, w, device, repeat):
         model.eval()
         model.forward(x)
 
-    return timeit(step, xp, repeat=repeat), timeit(infer, xp, repeat=repeat)
+    return timeit(step, xp, warmup=2, repeat=repeat), timeit(infer, xp, warmup=2, repeat=repeat)
 
 
 def torch_model(name):
@@ -202,7 +203,7 @@ def bench_torch(name, batch, h, w, device, repeat):
             model(x)
         sync()
 
-    return timeit(step, repeat=repeat), timeit(infer, repeat=repeat)
+    return timeit(step, warmup=2, repeat=repeat), timeit(infer, warmup=2, repeat=repeat)
 
 
 def inference_peak_memory(device):
