@@ -7,13 +7,17 @@ from tinysegnet.gradcheck import check_gradients
 from conftest import rel_close
 
 
+METHODS = ["rowshift", "im2col"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("k,pad,bias", [(1, None, True), (3, None, True), (7, None, False),
                                         (3, 0, True), (5, 4, False)])
-def test_fast_matches_reference_forward_and_backward(xp, rng, k, pad, bias):
+def test_fast_matches_reference_forward_and_backward(xp, rng, k, pad, bias, method):
     x = xp.asarray(rng.standard_normal((2, 3, 9, 8)))
     w = xp.asarray(rng.standard_normal((4, 3, k, k)))
     b = xp.asarray(rng.standard_normal(4)) if bias else None
-    out, cache = F.conv2d_forward(x, w, b, pad)
+    out, cache = F.conv2d_forward(x, w, b, pad, method=method)
     ref, ref_cache = F.conv2d_forward_reference(x, w, b, pad)
     assert out.shape == ref.shape
     rel_close(out, ref, 1e-12)
@@ -25,15 +29,16 @@ def test_fast_matches_reference_forward_and_backward(xp, rng, k, pad, bias):
             rel_close(ours, theirs, 1e-12)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("k", [1, 3, 7])
-def test_gradients(xp, rng, k):
+def test_gradients(xp, rng, k, method):
     x = xp.asarray(rng.standard_normal((2, 3, 7, 8)))
     w = xp.asarray(rng.standard_normal((2, 3, k, k)))
     b = xp.asarray(rng.standard_normal(2))
-    out, cache = F.conv2d_forward(x, w, b)
+    out, cache = F.conv2d_forward(x, w, b, method=method)
     dout = xp.asarray(rng.standard_normal(out.shape))
     dx, dw, db = F.conv2d_backward(dout, cache)
-    errors = check_gradients(lambda x, w, b: F.conv2d_forward(x, w, b)[0],
+    errors = check_gradients(lambda x, w, b: F.conv2d_forward(x, w, b, method=method)[0],
                              dict(x=x, w=w, b=b), dict(x=dx, w=dw, b=db), dout)
     assert max(errors.values()) < 1e-6
 
@@ -63,13 +68,14 @@ def test_mixed_dtypes_refused():
         F.conv2d_forward(np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 3, 3)))
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("k,bias", [(1, True), (3, True), (7, False)])
-def test_agrees_with_torch(rng, k, bias):
+def test_agrees_with_torch(rng, k, bias, method):
     torch = pytest.importorskip("torch")
     x = rng.standard_normal((2, 5, 11, 9)).astype(np.float32)
     w = rng.standard_normal((4, 5, k, k)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32) if bias else None
-    out, cache = F.conv2d_forward(x, w, b)
+    out, cache = F.conv2d_forward(x, w, b, method=method)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     dx, dw, db = F.conv2d_backward(dout, cache)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
@@ -86,14 +92,58 @@ def test_agrees_with_torch(rng, k, bias):
 def test_alternating_shapes_through_reused_scratch(xp, rng):
     """A large call leaves data in the scratch buffers; smaller calls with other paddings
     must still see zero borders (a stale border would change these results)."""
-    F.conv2d_forward(xp.asarray(rng.standard_normal((3, 5, 20, 22))), xp.asarray(rng.standard_normal((6, 5, 7, 7))))
-    for k, pad, shape in [(7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)), (3, 1, (2, 4, 11, 5))]:
+    big = xp.asarray(rng.standard_normal((3, 5, 20, 22))), xp.asarray(rng.standard_normal((6, 5, 7, 7)))
+    for method in METHODS:
+        F.conv2d_backward(*F.conv2d_forward(*big, method=method))
+    for (k, pad, shape), method in zip([(7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)), (3, 1, (2, 4, 11, 5)),
+                                        (7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)), (3, 1, (2, 4, 11, 5))],
+                                       METHODS * 3):
         x = xp.asarray(rng.standard_normal(shape))
         w = xp.asarray(rng.standard_normal((3, shape[1], k, k)))
-        out, cache = F.conv2d_forward(x, w, None, pad)
+        out, cache = F.conv2d_forward(x, w, None, pad, method=method)
         ref, ref_cache = F.conv2d_forward_reference(x, w, None, pad)
         rel_close(out, ref, 1e-12)
         dout = xp.asarray(rng.standard_normal(out.shape))
         for ours, theirs in zip(F.conv2d_backward(dout, cache), F.conv2d_backward_reference(dout, ref_cache)):
             if theirs is not None:
                 rel_close(ours, theirs, 1e-12)
+
+
+def test_im2col_in_chunks_of_images(rng, monkeypatch):
+    """Batches whose columns exceed the limit go through in several chunks."""
+    from tinysegnet.functional import conv_im2col
+    x, w = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
+    whole, cache = F.conv2d_forward(x, w, method="im2col")
+    grads = F.conv2d_backward(whole, cache)
+    monkeypatch.setattr(conv_im2col, "COLUMNS_LIMIT", 2 * 3 * 9 * 6 * 7)  # two images a chunk
+    chunked, cache = F.conv2d_forward(x, w, method="im2col")
+    rel_close(chunked, whole, 1e-12)
+    for a, b in zip(F.conv2d_backward(whole, cache), grads):
+        if b is not None:
+            rel_close(a, b, 1e-12)
+
+
+def test_choose_method():
+    assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7)) == "im2col"  # few channels
+    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7)) == "rowshift"  # large map
+    assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3)) == "im2col"  # weights dominate
+
+
+def test_unknown_method_refused():
+    with pytest.raises(ValueError, match="method must be one of rowshift, im2col"):
+        F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="fft")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("k,pad", [(1, 0), (3, 0), (3, 1)])
+def test_results_do_not_live_in_scratch(xp, rng, method, k, pad):
+    """Outputs and gradients must survive the next convolution of the same shapes."""
+    def run():
+        x, w = xp.asarray(rng.standard_normal((2, 3, 6, 5))), xp.asarray(rng.standard_normal((4, 3, k, k)))
+        out, cache = F.conv2d_forward(x, w, None, pad, method=method)
+        return (out,) + F.conv2d_backward(xp.asarray(rng.standard_normal(out.shape)), cache)[:2]
+    first = run()
+    kept = [a.copy() for a in first]
+    run()
+    for a, b in zip(first, kept):
+        assert (a == b).all()

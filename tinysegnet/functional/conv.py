@@ -14,24 +14,23 @@ where ``xpad`` is ``x`` with ``p`` zeros on each side. Like every deep-learning
 
 Two implementations share one signature:
 
-* ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use.
-  It lays each padded image out as one long row per channel (row length
-  ``Wp = W + 2p``). Moving the kernel down by one row is then a shift of ``Wp``
-  along that row. So, per image, it stacks the ``k`` horizontal shifts of the
-  input ("row im2col": ``k`` times the image instead of ``k * k`` for full
-  im2col), multiplies them once by all ``k`` kernel rows (a ``(k F) x (C k)``
-  matrix), and adds the ``k`` products shifted by ``u * Wp``. Outputs are
-  computed on the padded width and the ``k - 1`` extra columns dropped.
-  Working one image at a time keeps the temporaries small, and they live in
-  reused scratch buffers (``scratch.py`` says why).
+* ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use. It
+  turns the convolution into matrix products by one of two methods, each in its
+  own file: ``conv_rowshift.py`` (k shifted copies of the input; best on large
+  maps) and ``conv_im2col.py`` (k * k copies; best on small maps with many
+  channels and on inputs with few channels). :func:`choose_method` picks one by
+  shape; ``method=`` forces it. Their temporaries live in reused scratch buffers
+  (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
-  that read like the formula above; the tests check the fast version against
+  that read like the formula above; the tests check both fast methods against
   them, and the lessons start from them.
 """
 
 from ..backend import xp_of
+from . import conv_im2col, conv_rowshift
 from ._checks import require_float, require_ndim
-from .scratch import scratch
+
+METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col}
 
 
 def _check_conv_args(fn, x, w, b, pad):
@@ -59,117 +58,58 @@ def _check_conv_args(fn, x, w, b, pad):
     return pad
 
 
-def _padded_rows(x, pad):
-    """x (N, C, H, W) zero-padded by ``pad`` and flattened to rows (N, C, (Hp + 1) * Wp).
+def choose_method(x_shape, w_shape):
+    """The faster method for these shapes, by the rule measured with ``bench layers``.
 
-    One spare zero row at the bottom: the last horizontal shifts read up to k - 1
-    elements past Hp * Wp. The result is a scratch array, valid until the next call.
+    im2col when the input has few channels (row shifts would multiply a k-fold larger
+    product out of almost no work: 3-channel 90x120 input, 14 ms vs 27) or when the map
+    holds fewer positions than 4 F (the weights outweigh the image, and reordering them
+    plus the padded rows cost the row-shift method more than im2col's copies: 512
+    channels at 12x15, 9 ms vs 18); row shifts otherwise (64 channels at 90x120, 7x7:
+    112 ms vs 205).
     """
-    xp = xp_of(x)
-    N, C, H, W = x.shape
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    xpad = scratch("padded", (N, C, Hp + 1, Wp), x.dtype, xp)
-    # Zero only the border: the interior is overwritten by x straight after.
-    xpad[:, :, :pad] = 0
-    xpad[:, :, pad + H:] = 0
-    xpad[:, :, pad:pad + H, :pad] = 0
-    xpad[:, :, pad:pad + H, pad + W:] = 0
-    xpad[:, :, pad:pad + H, pad:pad + W] = x
-    return xpad.reshape(N, C, (Hp + 1) * Wp)
+    N, C, H, W = x_shape
+    F = w_shape[0]
+    return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
 
 
-def _shifts(rows, k, length, out):
-    """out[c * k + v, q] = rows[c, q + v] for q < length: (C * k, length), written into ``out``."""
-    C = rows.shape[0]
-    stacked = out.reshape(C, k, length)
-    for v in range(k):
-        stacked[:, v] = rows[:, v:v + length]
-    return out
-
-
-def _row_shift_conv(x, w, pad):
-    """out (N, F, Ho, Wo), one image at a time::
-
-        cols[c*k + v, r*Wp + s]   = xpad[c, r, s + v]                 (the k horizontal shifts)
-        products[u, f, r, s]      = sum_{c,v} w[f, c, u, v] * cols[c*k + v, r*Wp + s]
-        out[f, i, j]              = sum_u products[u, f, i + u, j]      (j < Wo)
-    """
-    xp = xp_of(x, w)
-    N, C, H, W = x.shape
-    F, _, k, _ = w.shape
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    Ho, Wo = Hp - k + 1, Wp - k + 1
-    rows = _padded_rows(x, pad)
-    w_all = w.transpose(2, 0, 1, 3).reshape(k * F, C * k)  # row u*F + f, column c*k + v
-    cols = scratch("cols", (C * k, Hp * Wp), x.dtype, xp)
-    products = scratch("products", (k, F, Hp, Wp), x.dtype, xp)
-    out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        _shifts(rows[n], k, Hp * Wp, cols)
-        xp.matmul(w_all, cols, out=products.reshape(k * F, Hp * Wp))
-        out[n] = products[0, :, :Ho, :Wo]
-        for u in range(1, k):
-            out[n] += products[u, :, u:u + Ho, :Wo]
-    return out
-
-
-def conv2d_forward(x, w, b=None, pad=None):
+def conv2d_forward(x, w, b=None, pad=None, method=None):
     """Fast convolution. Returns ``(out, cache)``; shapes and formula in the module docstring.
 
     ``pad`` defaults to ``k // 2`` (output the size of the input) and may be 0..k-1.
+    ``method`` is "rowshift" or "im2col"; None lets :func:`choose_method` pick.
     """
     pad = _check_conv_args("conv2d_forward", x, w, b, pad)
-    out = _row_shift_conv(x, w, pad)
+    method = method or choose_method(x.shape, w.shape)
+    if method not in METHODS:
+        raise ValueError(f"conv2d_forward: method must be one of {', '.join(METHODS)}, got {method!r}")
+    out = METHODS[method].conv_forward(x, w, pad)
     if b is not None:
         out += b[None, :, None, None]
-    return out, (x, w, b is not None, pad)
+    return out, (x, w, b is not None, pad, method)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
     """Gradients of the fast convolution: ``(dx, dw, db)``, ``db`` None without a bias.
 
     ``need_dx=False`` skips (and returns None for) dx: a network's first layer has no
-    use for the gradient of the image, and on 3 input channels it is a slow product.
+    use for the gradient of the image.
 
     dout (N, F, Ho, Wo) -> dx (N, C, H, W), dw (F, C, k, k), db (F,)::
 
         db[f]          = sum_{n,i,j} dout[n, f, i, j]
         dw[f, c, u, v] = sum_{n,i,j} dout[n, f, i, j] * xpad[n, c, i + u, j + v]
-        dx             = dout convolved with w flipped in space and with its channel axes
-                         swapped, padded by k - 1 - p ("full" correlation), which is
-                         again a stride-1 convolution, so it reuses the forward kernel.
+        dx[n, c, h, w] = sum_{f,u,v} dout[n, f, h + p - u, w + p - v] * w[f, c, u, v]
     """
-    x, w, has_bias, pad = cache
-    xp = xp_of(dout, w)
+    x, w, has_bias, pad, method = cache
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    Ho, Wo = Hp - k + 1, Wp - k + 1
-    if dout.shape != (N, F, Ho, Wo):
-        raise ValueError(f"conv2d_backward: dout has shape {tuple(dout.shape)}, expected "
-                         f"{(N, F, Ho, Wo)}")
+    expected = (N, F, H + 2 * pad - k + 1, W + 2 * pad - k + 1)
+    if dout.shape != expected:
+        raise ValueError(f"conv2d_backward: dout has shape {tuple(dout.shape)}, expected {expected}")
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-
-    # dw[f, c, u, v] = sum_q dout_wide[f, q] * cols[c*k + v, q + u*Wp]. Placing dout shifted
-    # down by u rows for every u (zeros elsewhere) turns the k correlations into one product.
-    rows = _padded_rows(x, pad)
-    cols = scratch("cols", (C * k, Hp * Wp), x.dtype, xp)
-    # The forward's products buffer has this shape and is free until dx is computed below.
-    # Only the blocks written per image change, so one zero fill serves every image.
-    shifted_dout = scratch("products", (k, F, Hp, Wp), dout.dtype, xp)
-    shifted_dout.fill(0)
-    dw_all = xp.zeros((k * F, C * k), dtype=dout.dtype)  # row u*F + f, column c*k + v
-    for n in range(N):
-        _shifts(rows[n], k, Hp * Wp, cols)
-        for u in range(k):
-            shifted_dout[u, :, u:u + Ho, :Wo] = dout[n]
-        dw_all += shifted_dout.reshape(k * F, Hp * Wp) @ cols.T
-    dw = xp.ascontiguousarray(dw_all.reshape(k, F, C, k).transpose(1, 2, 0, 3))
-
-    if not need_dx:
-        return None, dw, db
-    w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return _row_shift_conv(dout, w_flipped, k - 1 - pad), dw, db
+    dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx)
+    return dx, dw, db
 
 
 def conv2d_forward_reference(x, w, b=None, pad=None):
