@@ -22,7 +22,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import array_module, resolve_device
-from .functional import scratch
+from .functional import conv, scratch
 from .models import DecoderVariant, SegNet, SegNetBasic
 from .optim import SGD
 
@@ -93,6 +93,7 @@ def bench_layers(device, repeat):
         tb = timeit(bwd, xp, repeat=repeat) if bwd else float("nan")
         rates = (f"{flops / tf / 1e9:11.0f} {2 * flops / tb / 1e9:11.0f}" if flops else f"{'':>11} {'':>11}")
         print(f"{name:<32} {1000 * tf:10.1f} {1000 * tb:11.1f} {rates}")
+    compare_conv_methods(xp, repeat)
     rate = matmul_rate(xp, repeat)
     conv_f = 2 * N * C * C * k * k * H * W / timeit(rows[0][1], xp, repeat=repeat) / 1e9
     conv_b = 4 * N * C * C * k * k * H * W / timeit(rows[0][2], xp, repeat=repeat) / 1e9
@@ -125,6 +126,29 @@ def bench_ours(name, batch, h, w, device, repeat):
         model.forward(x)
 
     return timeit(step, xp, warmup=2, repeat=repeat), timeit(infer, xp, warmup=2, repeat=repeat)
+
+
+# (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers; SegNet's deepest.
+METHOD_SHAPES = [(4, 3, 90, 120, 64, 7), (4, 64, 90, 120, 64, 7), (4, 64, 23, 30, 64, 7),
+                 (1, 256, 45, 60, 256, 3), (1, 512, 23, 30, 512, 3), (1, 512, 12, 15, 512, 3)]
+
+
+def compare_conv_methods(xp, repeat):
+    """Forward + backward of both fast convolution methods, beside the one the rule picks."""
+    rng = np.random.default_rng(0)
+    print(f"{'convolution (forward + backward)':<32} {'rowshift ms':>11} {'im2col ms':>10}  chosen")
+    for N, C, H, W, F_, k in METHOD_SHAPES:
+        x = xp.asarray(rng.standard_normal((N, C, H, W), dtype=np.float32))
+        w = xp.asarray(rng.standard_normal((F_, C, k, k), dtype=np.float32))
+        dout = xp.asarray(rng.standard_normal((N, F_, H, W), dtype=np.float32))
+        ms = {}
+        for method in conv.METHODS:
+            def both():
+                F.conv2d_backward(dout, F.conv2d_forward(x, w, method=method)[1])
+            ms[method] = 1000 * timeit(both, xp, repeat=repeat)
+        name = f"b{N} {C}->{F_} {k}x{k} {H}x{W}"
+        print(f"{name:<32} {ms['rowshift']:11.1f} {ms['im2col']:10.1f}  "
+              f"{conv.choose_method(x.shape, w.shape)}")
 
 
 def torch_model(name):
