@@ -62,11 +62,12 @@ def choose_method(x_shape, w_shape):
     """The faster method for these shapes, by the rule measured with ``bench layers``.
 
     im2col when the input has few channels (row shifts would multiply a k-fold larger
-    product out of almost no work: 3-channel 90x120 input, 14 ms vs 27) or when the map
-    holds fewer positions than 4 F (the weights outweigh the image, and reordering them
-    plus the padded rows cost the row-shift method more than im2col's copies: 512
-    channels at 12x15, 9 ms vs 18); row shifts otherwise (64 channels at 90x120, 7x7:
-    112 ms vs 205).
+    product out of almost no work) or when the map holds fewer positions than 4 F (the
+    weights outweigh the image, and reordering them plus the padded rows cost the
+    row-shift method more than im2col's copies); row shifts otherwise. Forward + backward
+    on a 2-core CPU, row shifts vs im2col: batch 4, 3 -> 64, 7x7, 90x120: 88 vs 41 ms;
+    batch 1, 512 -> 512, 3x3, 12x15: 32 vs 17 ms; batch 4, 64 -> 64, 7x7, 90x120: 386 vs
+    511 ms.
     """
     N, C, H, W = x_shape
     F = w_shape[0]
