@@ -16,19 +16,10 @@ padded rows than multiplying; on large maps the k * k copies cost more than thos
 """
 
 from ..backend import xp_of
-from .scratch import scratch
+from .scratch import scratch, zero_padded
 
 # Images are taken in chunks whose columns hold at most this many values (16 MB in float32).
 COLUMNS_LIMIT = 2 ** 22
-
-
-def _padded(x, pad):
-    xp = xp_of(x)
-    N, C, H, W = x.shape
-    xpad = scratch("padded", (N, C, H + 2 * pad, W + 2 * pad), x.dtype, xp)
-    xpad.fill(0)
-    xpad[:, :, pad:pad + H, pad:pad + W] = x
-    return xpad
 
 
 def _chunks(N, per_image):
@@ -52,7 +43,7 @@ def conv_forward(x, w, pad):
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     Ho, Wo = H + 2 * pad - k + 1, W + 2 * pad - k + 1
-    xpad = _padded(x, pad)
+    xpad = zero_padded(x, pad)
     w2d = w.reshape(F, C * k * k)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
     for part in _chunks(N, C * k * k * Ho * Wo):
@@ -70,7 +61,7 @@ def conv_backward(dout, x, w, pad, need_dx):
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     Ho, Wo = dout.shape[2:]
-    xpad = _padded(x, pad)
+    xpad = zero_padded(x, pad)
     w2d = w.reshape(F, C * k * k)
     dw = None
     if need_dx:

@@ -11,7 +11,7 @@ work, on 12x15 more than the useful work, where ``conv_im2col`` takes over.
 """
 
 from ..backend import xp_of
-from .scratch import scratch
+from .scratch import scratch, zero_padded
 
 
 def _padded_rows(x, pad):
@@ -20,17 +20,8 @@ def _padded_rows(x, pad):
     One spare zero row at the bottom: the last horizontal shifts read up to k - 1
     elements past Hp * Wp. The result is a scratch array, valid until the next call.
     """
-    xp = xp_of(x)
     N, C, H, W = x.shape
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    xpad = scratch("padded", (N, C, Hp + 1, Wp), x.dtype, xp)
-    # Zero only the border: the interior is overwritten by x straight after.
-    xpad[:, :, :pad] = 0
-    xpad[:, :, pad + H:] = 0
-    xpad[:, :, pad:pad + H, :pad] = 0
-    xpad[:, :, pad:pad + H, pad + W:] = 0
-    xpad[:, :, pad:pad + H, pad:pad + W] = x
-    return xpad.reshape(N, C, (Hp + 1) * Wp)
+    return zero_padded(x, pad, spare_rows=1).reshape(N, C, (H + 2 * pad + 1) * (W + 2 * pad))
 
 
 def _shifts(rows, k, length, out):

@@ -13,6 +13,8 @@ before they read), and nothing that outlives the call (outputs, caches) may be o
 
 import math
 
+from ..backend import xp_of
+
 _buffers = {}  # (purpose, array module name, dtype) -> flat array
 
 
@@ -25,6 +27,22 @@ def scratch(purpose, shape, dtype, xp):
         _buffers.pop(key, None)  # free the smaller one before allocating the larger
         buffer = _buffers[key] = xp.empty(size, dtype=dtype)
     return buffer[:size].reshape(shape)
+
+
+def zero_padded(x, pad, spare_rows=0):
+    """x (N, C, H, W) with ``pad`` zeros on each side, plus ``spare_rows`` zero rows at the
+    bottom, in the scratch buffer for padded inputs: (N, C, H + 2 pad + spare_rows, W + 2 pad).
+
+    Only the border is zeroed, since x overwrites the interior straight after.
+    """
+    N, C, H, W = x.shape
+    xpad = scratch("padded", (N, C, H + 2 * pad + spare_rows, W + 2 * pad), x.dtype, xp_of(x))
+    xpad[:, :, :pad] = 0
+    xpad[:, :, pad + H:] = 0
+    xpad[:, :, pad:pad + H, :pad] = 0
+    xpad[:, :, pad:pad + H, pad + W:] = 0
+    xpad[:, :, pad:pad + H, pad:pad + W] = x
+    return xpad
 
 
 def release():
