@@ -3,6 +3,7 @@ import pytest
 
 from tinysegnet import functional as F
 from tinysegnet.gradcheck import check_gradients
+from tinysegnet.testing import strict_cupy
 
 from conftest import rel_close
 
@@ -115,7 +116,7 @@ def test_im2col_in_chunks_of_images(rng, monkeypatch):
     x, w = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
     whole, cache = F.conv2d_forward(x, w, method="im2col")
     grads = F.conv2d_backward(whole, cache)
-    monkeypatch.setattr(conv_im2col, "COLUMNS_LIMIT", 2 * 3 * 9 * 6 * 7)  # two images a chunk
+    monkeypatch.setitem(conv_im2col.COLUMNS_LIMIT, "cpu", 2 * 3 * 9 * 6 * 7)  # two images a chunk
     chunked, cache = F.conv2d_forward(x, w, method="im2col")
     rel_close(chunked, whole, 1e-12)
     for a, b in zip(F.conv2d_backward(whole, cache), grads):
@@ -124,9 +125,14 @@ def test_im2col_in_chunks_of_images(rng, monkeypatch):
 
 
 def test_choose_method():
-    assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7)) == "im2col"  # few channels
-    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7)) == "rowshift"  # large map
-    assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3)) == "im2col"  # weights dominate
+    assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7), np) == "im2col"  # few channels
+    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), np) == "rowshift"  # large map
+    assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate
+
+
+def test_choose_method_on_a_device_is_always_im2col():
+    """On a GPU the launch count decides: im2col takes a whole chunk of images in a few."""
+    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), strict_cupy) == "im2col"
 
 
 def test_unknown_method_refused():

@@ -29,9 +29,9 @@ def test_release_forgets_every_buffer():
 
 def test_zero_padded_clears_what_an_earlier_call_left():
     scratch.release()
-    scratch.scratch("padded", (200,), np.float64, np).fill(7.0)  # a dirty buffer
+    scratch.scratch("test.padded", (200,), np.float64, np).fill(7.0)  # a dirty buffer
     x = np.arange(12, dtype=np.float64).reshape(1, 2, 2, 3) + 1
-    xpad = scratch.zero_padded(x, 2, spare_rows=1)
+    xpad = scratch.zero_padded(x, 2, "test.padded", spare_rows=1)
     assert xpad.shape == (1, 2, 7, 7)
     expected = np.zeros((1, 2, 7, 7))
     expected[:, :, 2:4, 2:5] = x

@@ -9,6 +9,7 @@ imports and sees a CUDA device, the CPU otherwise. The environment variable
 ``TINYSEGNET_DEVICE=cpu|gpu`` overrides ``"auto"``.
 """
 
+import contextlib
 import functools
 import os
 
@@ -18,21 +19,67 @@ DEVICE_ENV = "TINYSEGNET_DEVICE"
 DEVICES = ("auto", "cpu", "gpu")
 
 
+_stand_in = None  # a module playing CuPy's part (tests without a GPU): see using_gpu_module
+
+
 @functools.lru_cache(maxsize=None)
-def _usable_cupy():
-    """CuPy if it imports and sees at least one CUDA device, else None (checked once)."""
+def _probe_cupy():
+    """(cupy, None) when CuPy imports and runs kernels on a CUDA device, else (None, reason).
+
+    Counting devices is not enough: with the driver but not the CUDA toolkit's libraries
+    (cuBLAS, NVRTC) CuPy sees the device and fails at its first kernel. So the probe runs
+    one elementwise kernel and one matrix product and checks their results. Checked once.
+    """
     try:
         import cupy
-        if cupy.cuda.runtime.getDeviceCount() > 0:
-            return cupy
-    except Exception:  # no CuPy, no driver, no device: all mean "no GPU here"
-        return None
-    return None
+    except Exception as e:  # not installed, or a broken install: the reason is the message
+        return None, f"CuPy does not import ({_first_line(e)})"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None, "CuPy sees no CUDA device"
+        a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+        ok = float((a * 2 + 1).sum()) == 16.0 and float((a @ a).sum()) == 26.0
+    except Exception as e:
+        return None, f"CuPy failed on the GPU: {_first_line(e)}"
+    if not ok:
+        return None, "CuPy computed a wrong result on the GPU"
+    return cupy, None
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _gpu_module():
+    """The module that computes on the "gpu" device: CuPy, or a test's stand-in, or None."""
+    return _stand_in if _stand_in is not None else _probe_cupy()[0]
+
+
+@contextlib.contextmanager
+def using_gpu_module(module):
+    """Route the "gpu" device to ``module`` for the body (a strict CuPy stand-in in tests).
+
+    Scratch buffers are released on the way in and out, so none outlive the module."""
+    global _stand_in
+    from .functional import scratch
+    previous, _stand_in = _stand_in, module
+    scratch.release()
+    try:
+        yield module
+    finally:
+        _stand_in = previous
+        scratch.release()
 
 
 def gpu_available():
-    """True when CuPy imports and a CUDA device is present."""
-    return _usable_cupy() is not None
+    """True when the GPU computes: CuPy ran a kernel and a matrix product there."""
+    return _gpu_module() is not None
+
+
+def gpu_unavailable_reason():
+    """Why there is no GPU (one line), or None when there is one."""
+    return None if gpu_available() else _probe_cupy()[1]
 
 
 def resolve_device(device="auto"):
@@ -51,18 +98,21 @@ def resolve_device(device="auto"):
     if device == "cpu":
         return "cpu"
     if device == "gpu" and not gpu_available():
-        raise RuntimeError("device 'gpu' requested but CuPy with a CUDA device is not available "
-                           "(pip install -r requirements-gpu.txt on a machine with an NVIDIA GPU)")
+        raise RuntimeError(f"device 'gpu' requested but the GPU is not usable: "
+                           f"{gpu_unavailable_reason()} (README: the GPU)")
     return "gpu" if gpu_available() else "cpu"
 
 
 def array_module(device):
     """numpy for "cpu", cupy for "gpu" ("auto" is resolved first)."""
-    return _usable_cupy() if resolve_device(device) == "gpu" else np
+    return _gpu_module() if resolve_device(device) == "gpu" else np
 
 
 def is_cupy_array(a):
-    # Checked by module name so that CPU-only machines never import CuPy.
+    """True for a device array. Checked by module name so that CPU-only machines never
+    import CuPy (or by type, for a test's stand-in)."""
+    if _stand_in is not None and isinstance(a, _stand_in.ndarray):
+        return True
     return type(a).__module__.split(".")[0] == "cupy"
 
 
@@ -76,7 +126,7 @@ def xp_of(*arrays):
     if len(kinds) > 1:
         raise TypeError("NumPy and CuPy arrays mixed in one call: move them to one device "
                         "with tinysegnet.backend.to_device")
-    return _usable_cupy() if kinds == {True} else np
+    return _gpu_module() if kinds == {True} else np
 
 
 def device_of(a):
@@ -87,7 +137,7 @@ def device_of(a):
 def to_device(a, device):
     """A copy of array ``a`` on ``device`` (no copy when it is already there)."""
     if resolve_device(device) == "gpu":
-        return _usable_cupy().asarray(a)
+        return _gpu_module().asarray(a)
     return to_numpy(a)
 
 

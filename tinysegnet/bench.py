@@ -148,7 +148,7 @@ def compare_conv_methods(xp, repeat):
             ms[method] = 1000 * timeit(both, xp, repeat=repeat)
         name = f"b{N} {C}->{F_} {k}x{k} {H}x{W}"
         print(f"{name:<32} {ms['rowshift']:11.1f} {ms['im2col']:10.1f}  "
-              f"{conv.choose_method(x.shape, w.shape)}")
+              f"{conv.choose_method(x.shape, w.shape, xp)}")
 
 
 def torch_model(name):

@@ -18,6 +18,7 @@ from .backend import resolve_device, to_device, to_numpy
 from .data import camvid, transforms
 from .data.synthetic import load_synthetic_split
 from .data.camvid import CLASSES, VOID
+from .functional import resize_scores
 from .metrics import SegmentationScore
 from .models import from_config
 from .nn import BatchNorm2d
@@ -35,7 +36,7 @@ def predict_split(model, split, mean, std, batch_size=8, device="cpu", full_res_
         x = to_device(transforms.standardize(split.images[index], mean, std), device)
         logits = model.forward(x)
         if full_res_split is not None:
-            logits = transforms.resize_scores(logits, full_res_split.size)
+            logits = resize_scores(logits, full_res_split.size)
         out.append(to_numpy(logits.argmax(axis=1)).astype(np.uint8))
     return np.concatenate(out)
 

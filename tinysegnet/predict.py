@@ -15,6 +15,7 @@ from .backend import resolve_device, to_device, to_numpy
 from .data import transforms
 from .data.camvid import DataError, read_image
 from .evaluate import load_model
+from .functional import resize_scores
 from .viz import colorize, overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -43,7 +44,7 @@ def segment(model, image, meta, device):
     x = transforms.standardize(small[None], np.asarray(meta["mean"], np.float32),
                                np.asarray(meta["std"], np.float32))
     logits = model.forward(to_device(x, device))
-    logits = transforms.resize_scores(logits, image.shape[:2])
+    logits = resize_scores(logits, image.shape[:2])
     return to_numpy(logits.argmax(axis=1)[0]).astype(np.uint8)
 
 

@@ -21,7 +21,7 @@ from .backend import resolve_device, to_device, to_numpy
 from .data import camvid, synthetic, transforms
 from .data.camvid import CLASSES, VOID
 from .evaluate import recompute_bn_statistics, score_split
-from .functional import softmax_cross_entropy
+from .functional import check_labels, softmax_cross_entropy
 from .models import MODELS, build, from_config
 from .optim import SGD
 
@@ -154,9 +154,11 @@ class Run:
             images, labels = split.images[index], split.labels[index]
             if self.meta["flip"]:
                 images, labels = transforms.random_flip(images, labels, self.rng)
+            check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
             x = to_device(transforms.standardize(images, self.mean, self.std), self.device)
-            y = to_device(labels.astype(np.int64), self.device)
+            y = to_device(labels, self.device)  # uint8: an eighth of int64's transfer
             loss, dlogits = softmax_cross_entropy(self.model.forward(x), y, self.class_weights, VOID)
+            loss = float(loss)  # the step's one wait for the device
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss} at epoch {epoch}, step {step + 1}")
             self.model.backward(dlogits)

@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from ..backend import xp_of
 
 
 def channel_stats(images):
@@ -59,25 +58,3 @@ def batches(n, batch_size, rng=None):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
-
-
-def bilinear_matrix(n_in, n_out):
-    """(n_out, n_in) matrix that resamples a 1-D signal linearly (half-pixel centres, as
-    PIL and ``align_corners=False``): row i weighs the two inputs around (i + 0.5) * n_in / n_out - 0.5."""
-    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    low = np.floor(position).astype(int)
-    high = np.minimum(low + 1, n_in - 1)
-    frac = position - low
-    m = np.zeros((n_out, n_in))
-    np.add.at(m, (np.arange(n_out), low), 1 - frac)
-    np.add.at(m, (np.arange(n_out), high), frac)
-    return m
-
-
-def resize_scores(scores, size):
-    """Bilinear resize of class scores (N, K, h, w) -> (N, K, H, W): rows then columns."""
-    xp = xp_of(scores)
-    h, w = scores.shape[2:]
-    rows = xp.asarray(bilinear_matrix(h, size[0]), dtype=scores.dtype)
-    cols = xp.asarray(bilinear_matrix(w, size[1]), dtype=scores.dtype)
-    return rows @ scores @ cols.T

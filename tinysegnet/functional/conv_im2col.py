@@ -1,5 +1,6 @@
-"""Convolution as one matrix product over im2col columns (cs231n's way): the fast
-method for small maps with many channels.
+"""Convolution as one matrix product over im2col columns (cs231n's way): the fast method
+for small maps with many channels, for inputs with few channels, and for every layer on
+a GPU.
 
 Shapes and names as in ``conv.py``; ``xpad`` is x zero-padded by p, and a chunk of
 ``n`` images is handled at once::
@@ -7,33 +8,42 @@ Shapes and names as in ``conv.py``; ``xpad`` is x zero-padded by p, and a chunk 
     cols[(c, u, v), (n, i, j)] = xpad[n, c, i + u, j + v]          (C k k, n Ho Wo)
     out[f, (n, i, j)]          = w2d @ cols,   w2d = w.reshape(F, C k k)  (a view)
     dw                         = dout2d @ cols.T
-    dcols                      = w2d.T @ dout2d,   dx[n, c, i + u, j + v] += dcols[...]
 
-Every multiply-add is one the formula needs and the weights are used as stored, at
-the price of k * k copies of the input. On deep layers (512 channels at 12x15, 3x3)
-the row-shift method instead spends more time reordering its weights and computing
-padded rows than multiplying; on large maps the k * k copies cost more than those.
+and dx is dout convolved with w flipped in space and with its channel axes swapped,
+padded by k - 1 - p (the "full" correlation): again a stride-1 convolution, so it is
+this same forward pass. The columns are one strided view of ``xpad`` (every window is
+already in memory, only the strides differ), copied out in a single operation.
+
+Every multiply-add is one the formula needs and the weights are used as stored, at the
+price of k * k copies of the input. On the CPU large maps are faster by row shifts
+(``conv_rowshift``); on a GPU every array operation is a kernel launch, and this method
+needs a handful per chunk of images where row shifts need about 2 k per image.
 """
 
-from ..backend import xp_of
+from ..backend import is_cupy_array, xp_of
 from .scratch import scratch, zero_padded
 
-# Images are taken in chunks whose columns hold at most this many values (16 MB in float32).
-COLUMNS_LIMIT = 2 ** 22
+# Images are taken in chunks whose columns hold at most this many values: 16 MB of float32
+# on the CPU, where the product runs faster on columns that stay near the cache; 1 GiB on a
+# GPU, where each chunk costs kernel launches and memory is plentiful.
+COLUMNS_LIMIT = {"cpu": 2 ** 22, "gpu": 2 ** 28}
 
 
-def _chunks(N, per_image):
-    step = max(1, COLUMNS_LIMIT // per_image)
+def _chunks(x, per_image):
+    N = x.shape[0]
+    step = max(1, COLUMNS_LIMIT["gpu" if is_cupy_array(x) else "cpu"] // per_image)
     return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
 def _im2col(xpad, k, Ho, Wo):
     """cols (C k k, n Ho Wo) for the images of ``xpad`` (n, C, Hp, Wp): a scratch array."""
+    xp = xp_of(xpad)
     n, C = xpad.shape[:2]
-    cols = scratch("cols", (C, k, k, n, Ho, Wo), xpad.dtype, xp_of(xpad))
-    for u in range(k):
-        for v in range(k):
-            cols[:, u, v] = xpad[:, :, u:u + Ho, v:v + Wo].transpose(1, 0, 2, 3)
+    sn, sc, sh, sw = xpad.strides
+    # windows[c, u, v, n, i, j] = xpad[n, c, i + u, j + v]: a view, no copy yet
+    windows = xp.lib.stride_tricks.as_strided(xpad, (C, k, k, n, Ho, Wo), (sc, sh, sw, sn, sh, sw))
+    cols = scratch("im2col.cols", (C, k, k, n, Ho, Wo), xpad.dtype, xp)
+    cols[...] = windows
     return cols.reshape(C * k * k, n * Ho * Wo)
 
 
@@ -43,13 +53,13 @@ def conv_forward(x, w, pad):
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     Ho, Wo = H + 2 * pad - k + 1, W + 2 * pad - k + 1
-    xpad = zero_padded(x, pad)
-    w2d = w.reshape(F, C * k * k)
+    xpad = zero_padded(x, pad, "im2col.padded")
+    w2d = w.reshape(F, C * k * k)  # a copy only for a flipped view (dx below)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for part in _chunks(N, C * k * k * Ho * Wo):
+    for part in _chunks(x, C * k * k * Ho * Wo):
         cols = _im2col(xpad[part], k, Ho, Wo)
         n = cols.shape[1] // (Ho * Wo)
-        product = scratch("products", (F, n, Ho, Wo), x.dtype, xp)
+        product = scratch("im2col.products", (F, n, Ho, Wo), x.dtype, xp)
         xp.matmul(w2d, cols, out=product.reshape(F, n * Ho * Wo))
         out[part] = product.transpose(1, 0, 2, 3)
     return out
@@ -61,27 +71,21 @@ def conv_backward(dout, x, w, pad, need_dx):
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     Ho, Wo = dout.shape[2:]
-    xpad = zero_padded(x, pad)
-    w2d = w.reshape(F, C * k * k)
+    xpad = zero_padded(x, pad, "im2col.padded")
     dw = None
-    if need_dx:
-        dxpad = scratch("dx_padded", xpad.shape, dout.dtype, xp)
-        dxpad.fill(0)
-    for part in _chunks(N, C * k * k * Ho * Wo):
+    for part in _chunks(x, C * k * k * Ho * Wo):
         cols = _im2col(xpad[part], k, Ho, Wo)
         n = cols.shape[1] // (Ho * Wo)
-        dout2d = scratch("dout2d", (F, n, Ho, Wo), dout.dtype, xp)
+        dout2d = scratch("im2col.dout_by_filter", (F, n, Ho, Wo), dout.dtype, xp)
         dout2d[...] = dout[part].transpose(1, 0, 2, 3)
-        dout2d = dout2d.reshape(F, n * Ho * Wo)
+        product = dout2d.reshape(F, n * Ho * Wo) @ cols.T  # a new array: dw never lives in scratch
         if dw is None:
-            dw = dout2d @ cols.T
+            dw = product
         else:
-            dw += dout2d @ cols.T
-        if need_dx:
-            dcols = scratch("dcols", (C, k, k, n, Ho, Wo), dout.dtype, xp)
-            xp.matmul(w2d.T, dout2d, out=dcols.reshape(C * k * k, n * Ho * Wo))
-            for u in range(k):
-                for v in range(k):
-                    dxpad[part, :, u:u + Ho, v:v + Wo] += dcols[:, u, v].transpose(1, 0, 2, 3)
-    dx = dxpad[:, :, pad:pad + H, pad:pad + W].copy() if need_dx else None  # never the scratch itself
-    return dx, dw.reshape(F, C, k, k)
+            dw += product
+    dw = dw.reshape(F, C, k, k)
+    if not need_dx:
+        return None, dw
+    # dw is done with the columns, so the forward pass below may reuse every scratch buffer.
+    w_flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    return conv_forward(dout, w_flipped, k - 1 - pad), dw

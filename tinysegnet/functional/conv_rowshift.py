@@ -21,7 +21,8 @@ def _padded_rows(x, pad):
     elements past Hp * Wp. The result is a scratch array, valid until the next call.
     """
     N, C, H, W = x.shape
-    return zero_padded(x, pad, spare_rows=1).reshape(N, C, (H + 2 * pad + 1) * (W + 2 * pad))
+    xpad = zero_padded(x, pad, "rowshift.padded", spare_rows=1)
+    return xpad.reshape(N, C, (H + 2 * pad + 1) * (W + 2 * pad))
 
 
 def _shifts(rows, k, length, out):
@@ -46,11 +47,11 @@ def conv_forward(x, w, pad):
     Hp, Wp = H + 2 * pad, W + 2 * pad
     Ho, Wo = Hp - k + 1, Wp - k + 1
     rows = _padded_rows(x, pad)
-    w_all = scratch("weights", (k, F, C, k), w.dtype, xp)
+    w_all = scratch("rowshift.weights", (k, F, C, k), w.dtype, xp)
     w_all[...] = w.transpose(2, 0, 1, 3)  # w may be any view (backward passes a flipped one)
     w_all = w_all.reshape(k * F, C * k)  # row u*F + f, column c*k + v
-    cols = scratch("cols", (C * k, Hp * Wp), x.dtype, xp)
-    products = scratch("products", (k, F, Hp, Wp), x.dtype, xp)
+    cols = scratch("rowshift.cols", (C * k, Hp * Wp), x.dtype, xp)
+    products = scratch("rowshift.products", (k, F, Hp, Wp), x.dtype, xp)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
     for n in range(N):
         _shifts(rows[n], k, Hp * Wp, cols)
@@ -76,13 +77,12 @@ def conv_backward(dout, x, w, pad, need_dx):
     # dw[f, c, u, v] = sum_q dout_wide[f, q] * cols[c*k + v, q + u*Wp]. Placing dout shifted
     # down by u rows for every u (zeros elsewhere) turns the k correlations into one product.
     rows = _padded_rows(x, pad)
-    cols = scratch("cols", (C * k, Hp * Wp), x.dtype, xp)
-    # The forward's products buffer has this shape and is free until dx is computed below.
+    cols = scratch("rowshift.cols", (C * k, Hp * Wp), x.dtype, xp)
     # Only the blocks written per image change, so one zero fill serves every image.
-    shifted_dout = scratch("products", (k, F, Hp, Wp), dout.dtype, xp)
+    shifted_dout = scratch("rowshift.shifted_dout", (k, F, Hp, Wp), dout.dtype, xp)
     shifted_dout.fill(0)
-    dw_all = scratch("dw", (k * F, C * k), dout.dtype, xp)  # row u*F + f, column c*k + v
-    dw_image = scratch("dw_image", (k * F, C * k), dout.dtype, xp)
+    dw_all = scratch("rowshift.dw", (k * F, C * k), dout.dtype, xp)  # row u*F + f, column c*k + v
+    dw_image = scratch("rowshift.dw_image", (k * F, C * k), dout.dtype, xp)
     for n in range(N):
         _shifts(rows[n], k, Hp * Wp, cols)
         for u in range(k):
@@ -93,5 +93,6 @@ def conv_backward(dout, x, w, pad, need_dx):
     dw = dw_all.reshape(k, F, C, k).transpose(1, 2, 0, 3).copy()  # a new array even for k = 1
     if not need_dx:
         return None, dw
+    # dw is done with the shifted copies, so the forward pass below may reuse every buffer.
     w_flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     return conv_forward(dout, w_flipped, k - 1 - pad), dw

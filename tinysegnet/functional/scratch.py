@@ -6,6 +6,9 @@ large come fresh from the operating system on every call, and the system zero-fi
 page on first touch; measured on a 2-core machine that was about a fifth of the forward
 pass. Keeping one buffer per purpose, grown when a call needs more, removes that cost.
 
+Purposes are named "<method>.<what it holds>" (``"im2col.cols"``): one name never stands
+for two shapes or two meanings.
+
 Rules: what a scratch array holds is undefined at the start of a call (callers write
 before they read), and nothing that outlives the call (outputs, caches) may be one.
 ``release()`` hands the memory back.
@@ -29,14 +32,14 @@ def scratch(purpose, shape, dtype, xp):
     return buffer[:size].reshape(shape)
 
 
-def zero_padded(x, pad, spare_rows=0):
+def zero_padded(x, pad, purpose, spare_rows=0):
     """x (N, C, H, W) with ``pad`` zeros on each side, plus ``spare_rows`` zero rows at the
-    bottom, in the scratch buffer for padded inputs: (N, C, H + 2 pad + spare_rows, W + 2 pad).
+    bottom, in the scratch buffer for ``purpose``: (N, C, H + 2 pad + spare_rows, W + 2 pad).
 
     Only the border is zeroed, since x overwrites the interior straight after.
     """
     N, C, H, W = x.shape
-    xpad = scratch("padded", (N, C, H + 2 * pad + spare_rows, W + 2 * pad), x.dtype, xp_of(x))
+    xpad = scratch(purpose, (N, C, H + 2 * pad + spare_rows, W + 2 * pad), x.dtype, xp_of(x))
     xpad[:, :, :pad] = 0
     xpad[:, :, pad + H:] = 0
     xpad[:, :, pad:pad + H, :pad] = 0

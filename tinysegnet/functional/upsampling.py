@@ -15,10 +15,11 @@ Bilinear x2 upsampling resizes each map with fixed interpolation matrices
 linear, its backward pass is ``R_h^T @ dout @ R_w``.
 """
 
+import functools
+
 import numpy as np
 
 from ..backend import xp_of
-from ..data.transforms import bilinear_matrix
 from ._checks import require_float, require_ndim
 
 
@@ -84,9 +85,31 @@ def bilinear_upsample_weights(channels, k=4, dtype=None):
     return w
 
 
+def bilinear_matrix(n_in, n_out):
+    """(n_out, n_in) matrix that resamples a 1-D signal linearly (half-pixel centres, as
+    PIL and ``align_corners=False``): row i weighs the two inputs around (i + 0.5) * n_in / n_out - 0.5."""
+    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = position - low
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), low), 1 - frac)
+    np.add.at(m, (np.arange(n_out), high), frac)
+    return m
+
+
+@functools.lru_cache(maxsize=64)
 def _resize_matrices(xp, in_size, out_size, dtype):
+    """(R_h, R_w) on xp's device. Cached per shape, device and dtype: built on the host and
+    copied over once, not on every forward pass."""
     return (xp.asarray(bilinear_matrix(in_size[0], out_size[0]), dtype=dtype),
             xp.asarray(bilinear_matrix(in_size[1], out_size[1]), dtype=dtype))
+
+
+def resize_scores(scores, size):
+    """Bilinear resize of class scores (N, K, h, w) -> (N, K, H, W): ``R_h @ scores @ R_w^T``."""
+    rows, cols = _resize_matrices(xp_of(scores), tuple(scores.shape[2:]), tuple(size), scores.dtype)
+    return rows @ scores @ cols.T
 
 
 def bilinear_upsample_forward(x, output_shape):
@@ -95,8 +118,7 @@ def bilinear_upsample_forward(x, output_shape):
     require_float("bilinear_upsample_forward", "x", x)
     xp = xp_of(x)
     size = tuple(int(s) for s in output_shape[-2:])
-    rows, cols = _resize_matrices(xp, x.shape[2:], size, x.dtype)
-    return rows @ x @ cols.T, (rows, cols)
+    return resize_scores(x, size), _resize_matrices(xp, tuple(x.shape[2:]), size, x.dtype)
 
 
 def bilinear_upsample_backward(dout, cache):
