@@ -1,26 +1,66 @@
-"""Shared fixtures: every layer test runs on NumPy, and on CuPy where a CUDA device exists."""
+"""Shared fixtures: every layer test runs on NumPy, on the strict CuPy stand-in (the GPU
+code path, checked without a GPU), and on CuPy where a CUDA device exists."""
+
+import os
 
 import numpy as np
 import pytest
 
 from tinysegnet import backend
+from tinysegnet.testing import strict_cupy
+
+
+def pytest_addoption(parser):
+    parser.addoption("--gpu-stand-in", action="store_true",
+                     help="route the gpu device to the strict CuPy stand-in for the whole run: with "
+                          "TINYSEGNET_DEVICE=gpu, the suite runs as on a GPU machine, without one")
 
 
 def pytest_configure(config):
+    if config.getoption("--gpu-stand-in"):
+        config.gpu_stand_in = backend.using_gpu_module(strict_cupy)  # kept: exiting it restores
+        config.gpu_stand_in.__enter__()
     config.addinivalue_line("markers", "gpu: needs CuPy and a CUDA device (skipped without)")
     config.addinivalue_line("markers", "camvid: needs ../shared/camvid (skipped without)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    if os.environ.get(backend.DEVICE_ENV, "").strip().lower() == "gpu" and not backend.gpu_available():
+        # Every test that trains on the default device would fail with the same cause: say it once.
+        pytest.exit(f"{backend.DEVICE_ENV}=gpu but the GPU is not usable: "
+                    f"{backend.gpu_unavailable_reason()}; unset it to test on the CPU", returncode=2)
 
 
-@pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+@pytest.fixture(params=["cpu", "stand-in", pytest.param("gpu", marks=pytest.mark.gpu)])
 def xp(request):
-    """The array module under test: numpy, or cupy behind the gpu marker."""
-    if request.param == "gpu":
-        if not backend.gpu_available():
-            pytest.skip("CuPy with a CUDA device is not available")
-        import cupy
-        return cupy
-    return np
+    """The array module under test: numpy, the strict CuPy stand-in, or cupy behind the gpu
+    marker (skipped where no GPU is usable)."""
+    if request.param == "stand-in":
+        with backend.using_gpu_module(strict_cupy):
+            yield strict_cupy
+    elif request.param == "gpu":
+        if backend._probe_cupy()[0] is None:
+            pytest.skip(f"no usable GPU: {backend.gpu_unavailable_reason()}")
+        yield backend._probe_cupy()[0]
+    else:
+        yield np
+
+
+@pytest.fixture(params=["stand-in", pytest.param("gpu", marks=pytest.mark.gpu)])
+def device_xp(request):
+    """The module behind the "gpu" device for this test: the stand-in, or CuPy."""
+    if request.param == "stand-in":
+        with backend.using_gpu_module(strict_cupy):
+            yield strict_cupy
+    else:
+        if backend._probe_cupy()[0] is None:
+            pytest.skip(f"no usable GPU: {backend.gpu_unavailable_reason()}")
+        yield backend._probe_cupy()[0]
+
+
+@pytest.fixture
+def stand_in():
+    """Route the "gpu" device to the strict CuPy stand-in for one test."""
+    with backend.using_gpu_module(strict_cupy):
+        yield strict_cupy
 
 
 @pytest.fixture

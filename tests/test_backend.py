@@ -41,10 +41,18 @@ def test_xp_of_numpy_and_roundtrip(xp):
     np.testing.assert_array_equal(back, np.arange(6.0).reshape(2, 3))
 
 
-@pytest.mark.gpu
-def test_mixing_numpy_and_cupy_is_a_clear_error():
-    if not backend.gpu_available():
-        pytest.skip("CuPy with a CUDA device is not available")
-    import cupy
+def test_mixing_numpy_and_device_arrays_is_a_clear_error(device_xp):
     with pytest.raises(TypeError, match="mixed"):
-        backend.xp_of(np.zeros(2), cupy.zeros(2))
+        backend.xp_of(np.zeros(2), device_xp.zeros(2))
+
+
+def test_the_probe_names_the_real_cause(monkeypatch):
+    """No usable GPU: the reason carries what failed, not only that something did."""
+    import sys
+    backend._probe_cupy.cache_clear()
+    monkeypatch.setitem(sys.modules, "cupy", None)  # an import that fails
+    try:
+        assert backend._probe_cupy() == (None, "CuPy does not import (ModuleNotFoundError: "
+                                                "import of cupy halted; None in sys.modules)")
+    finally:
+        backend._probe_cupy.cache_clear()

@@ -5,12 +5,6 @@ from tinysegnet import bench
 from tinysegnet.models import SegNet, SegNetBasic
 
 
-def test_timeit_warms_up_then_takes_the_median_of_repeats():
-    calls = []
-    seconds = bench.timeit(lambda: calls.append(1), warmup=2, repeat=3)
-    assert len(calls) == 5 and seconds >= 0
-
-
 @pytest.mark.parametrize("name,ours", [("segnet-basic", SegNetBasic), ("segnet", SegNet)])
 def test_torch_model_has_our_parameter_count(name, ours):
     torch = pytest.importorskip("torch")

@@ -5,17 +5,20 @@
 plain matrix-product rate of the same array module.
 
 ``model`` times a SegNet-Basic training step (forward, loss, backward, SGD update) and
-an inference forward at several sizes, and SegNet at 180x240; ``--vs-torch`` times the
-same networks in PyTorch in the same run. It also reports peak memory of inference at
-360x480 and the bytes the decoder keeps from the encoder.
+an inference forward at several sizes, and SegNet; ``--vs-torch`` times the same networks
+in PyTorch in the same run. It also reports peak memory (NumPy's on the CPU, the GPU's on a
+GPU) and the bytes the decoder keeps from the encoder. The rows differ by device: a GPU
+gets the paper's full 360x480 and the CamVid protocol's batch of 12.
+
+``launches`` counts, through the strict CuPy stand-in, the array operations (each a kernel
+launch or more on a GPU) and host synchronisations of one training step and one inference
+forward of every model: on a GPU these, not the arithmetic, bound small layers.
 
 Each figure is the median of ``--repeat`` runs after warm-up runs (two for the models: the
 first steps of a fresh model run up to 30% slower while memory is first touched).
 """
 
 import argparse
-import statistics
-import time
 import tracemalloc
 
 import numpy as np
@@ -23,30 +26,18 @@ import numpy as np
 from . import functional as F
 from .backend import array_module, resolve_device
 from .functional import conv, scratch
-from .models import DecoderVariant, SegNet, SegNetBasic
+from .models import MODELS, DecoderVariant, SegNetBasic, build
 from .optim import SGD
+from .timing import synchronize, timeit
 
-MODEL_ROWS = [("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240),
-              ("segnet-basic", 1, 360, 480), ("segnet", 1, 180, 240)]
-
-
-def _sync(xp):
-    if xp is not np:
-        xp.cuda.Device().synchronize()
-
-
-def timeit(fn, xp=np, warmup=1, repeat=5):
-    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    _sync(xp)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        _sync(xp)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+MODEL_ROWS = {"cpu": [("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240),
+                      ("segnet-basic", 1, 360, 480), ("segnet", 1, 180, 240)],
+              "gpu": [("segnet-basic", 12, 90, 120), ("segnet-basic", 4, 360, 480),
+                      ("segnet-basic", 1, 360, 480), ("segnet", 4, 360, 480)]}
+# Training steps counted by ``launches``: SegNet-Basic's family at the CamVid protocol, SegNet
+# at the batch that fits the same memory.
+LAUNCH_ROWS = {"segnet": (2, 90, 120)}
+LAUNCH_DEFAULT = (12, 90, 120)
 
 
 def matmul_rate(xp, repeat):
@@ -102,30 +93,77 @@ def bench_layers(device, repeat):
 
 
 def build_ours(name, device):
-    model = SegNetBasic() if name == "segnet-basic" else SegNet()
-    return model.to(device)
+    return build(name).to(device)
 
 
-def bench_ours(name, batch, h, w, device, repeat):
-    """(train step seconds, inference seconds) for our model."""
+def _our_step(name, batch, h, w, device):
+    """(model, step, infer) closures for our model on ``device``, as the training loop runs it."""
     xp = array_module(device)
     rng = np.random.default_rng(0)
     model = build_ours(name, device)
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = xp.asarray(rng.standard_normal((batch, 3, h, w), dtype=np.float32))
-    y = xp.asarray(rng.integers(0, 11, (batch, h, w)))
+    y = xp.asarray(rng.integers(0, 11, (batch, h, w), dtype=np.uint8))
 
     def step():
         model.train()
-        _, dlogits = F.softmax_cross_entropy(model.forward(x), y, None, 11)
+        loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, None, 11)
         model.backward(dlogits)
         opt.step()
+        float(loss)  # the training loop reads the loss once a step
 
     def infer():
         model.eval()
         model.forward(x)
 
+    return model, step, infer
+
+
+def bench_ours(name, batch, h, w, device, repeat):
+    """(train step seconds, inference seconds) for our model."""
+    _, step, infer = _our_step(name, batch, h, w, device)
+    xp = array_module(device)
     return timeit(step, xp, warmup=2, repeat=repeat), timeit(infer, xp, warmup=2, repeat=repeat)
+
+
+def gpu_memory_ours(name, batch, h, w, device, train):
+    """Bytes CuPy's memory pool holds after one training step (or inference forward) started
+    from an empty pool: its peak, since the pool keeps every block until freed."""
+    xp = array_module(device)
+    pool = xp.get_default_memory_pool()
+    scratch.release()
+    pool.free_all_blocks()
+    _, step, infer = _our_step(name, batch, h, w, device)
+    (step if train else infer)()
+    synchronize(xp)
+    held = pool.total_bytes()
+    scratch.release()
+    return held
+
+
+def count_launches(name, batch, h, w):
+    """(step ops, step syncs, inference ops) of one model through the strict CuPy stand-in,
+    the second step counted (the first creates the momentum buffers)."""
+    from .backend import using_gpu_module
+    from .testing import strict_cupy
+    with using_gpu_module(strict_cupy):
+        _, step, infer = _our_step(name, batch, h, w, "gpu")
+        step()
+        with strict_cupy.counting() as train_counts:
+            step()
+        with strict_cupy.counting() as infer_counts:
+            infer()
+    return train_counts.ops, train_counts.syncs, infer_counts.ops
+
+
+def bench_launches():
+    print("array operations (kernel launches on a GPU) and host syncs, counted by the strict "
+          "CuPy stand-in")
+    print(f"{'model':<40} {'batch':>5} {'size':>7} {'step ops':>8} {'syncs':>5} {'infer ops':>9}")
+    for name in sorted(MODELS):
+        batch, h, w = LAUNCH_ROWS.get(name, LAUNCH_DEFAULT)
+        ops, syncs, infer_ops = count_launches(name, batch, h, w)
+        print(f"{name:<40} {batch:>5} {f'{h}x{w}':>7} {ops:>8} {syncs:>5} {infer_ops:>9}", flush=True)
 
 
 # (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers; SegNet's deepest.
@@ -201,7 +239,8 @@ def torch_model(name):
     return Net(enc, dec, tnn.Conv2d(64, 11, 3, padding=1))
 
 
-def bench_torch(name, batch, h, w, device, repeat):
+def _torch_step(name, batch, h, w, device):
+    """(step, infer) closures for the PyTorch twin, synchronised on CUDA."""
     import torch
     dev = "cuda" if device == "gpu" else "cpu"
     model = torch_model(name).to(dev)
@@ -217,8 +256,10 @@ def bench_torch(name, batch, h, w, device, repeat):
     def step():
         model.train()
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
         opt.step()
+        loss.item()  # read once a step, as ours is
         sync()
 
     def infer():
@@ -227,7 +268,22 @@ def bench_torch(name, batch, h, w, device, repeat):
             model(x)
         sync()
 
+    return step, infer
+
+
+def bench_torch(name, batch, h, w, device, repeat):
+    step, infer = _torch_step(name, batch, h, w, device)
     return timeit(step, warmup=2, repeat=repeat), timeit(infer, warmup=2, repeat=repeat)
+
+
+def gpu_memory_torch(name, batch, h, w, device, train):
+    """Peak bytes PyTorch's caching allocator reserved for one training step (or forward)."""
+    import torch
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    step, infer = _torch_step(name, batch, h, w, device)
+    (step if train else infer)()
+    return torch.cuda.max_memory_reserved()
 
 
 def inference_peak_memory(device):
@@ -261,18 +317,25 @@ def bench_model(device, repeat, vs_torch):
     if vs_torch:
         header += f" {'torch train':>11} {'torch infer':>11} {'train x':>7} {'infer x':>7}"
     print(header)
-    for name, batch, h, w in MODEL_ROWS:
+    for name, batch, h, w in MODEL_ROWS[device]:
         train_s, infer_s = bench_ours(name, batch, h, w, device, repeat)
-        line = (f"{name:<13} {batch:>5} {f'{h}x{w}':>8} {1000 * train_s:9.0f} {1000 * train_s / batch:7.0f} "
-                f"{1000 * infer_s:9.0f} {1000 * infer_s / batch:7.0f}")
+        line = (f"{name:<13} {batch:>5} {f'{h}x{w}':>8} {1000 * train_s:9.1f} {1000 * train_s / batch:7.1f} "
+                f"{1000 * infer_s:9.1f} {1000 * infer_s / batch:7.1f}")
         if vs_torch:
             t_train, t_infer = bench_torch(name, batch, h, w, device, repeat)
-            line += (f" {1000 * t_train:11.0f} {1000 * t_infer:11.0f} {train_s / t_train:7.2f} "
+            line += (f" {1000 * t_train:11.1f} {1000 * t_infer:11.1f} {train_s / t_train:7.2f} "
                      f"{infer_s / t_infer:7.2f}")
         print(line, flush=True)
     if device == "cpu":
         print(f"peak NumPy memory of SegNet-Basic inference at 360x480, batch 1: "
               f"{inference_peak_memory(device) / 2**20:.0f} MiB")
+    else:
+        for train, batch in ((False, 1), (True, 4)):
+            what = f"SegNet-Basic {'training step' if train else 'inference'} at 360x480, batch {batch}"
+            line = f"peak GPU memory of {what}: ours {gpu_memory_ours('segnet-basic', batch, 360, 480, device, train) / 2**20:.0f} MiB (CuPy pool)"
+            if vs_torch:
+                line += f", PyTorch {gpu_memory_torch('segnet-basic', batch, 360, 480, device, train) / 2**20:.0f} MiB (reserved)"
+            print(line, flush=True)
     idx, feat = decoder_storage()
     print(f"kept for the decoder at 360x480: pooling indices {idx / 2**20:.2f} MiB (uint8; "
           f"{idx / 4 / 2**20:.2f} MiB at 2 bits) vs encoder feature maps {feat / 2**20:.2f} MiB "
@@ -281,11 +344,14 @@ def bench_model(device, repeat, vs_torch):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m tinysegnet.bench", description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["layers", "model"])
+    p.add_argument("what", choices=["layers", "model", "launches"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--vs-torch", action="store_true", help="time PyTorch's version in the same run")
     args = p.parse_args(argv)
+    if args.what == "launches":  # counted, not timed: needs no device
+        bench_launches()
+        return
     device = resolve_device(args.device)
     if args.what == "layers":
         bench_layers(device, args.repeat)

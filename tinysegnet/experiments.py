@@ -9,32 +9,27 @@ of each variant's best checkpoint.
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from . import checkpoint, train
-from .backend import resolve_device, to_device
+from .backend import array_module, resolve_device, to_device
 from .data import transforms
 from .evaluate import load_eval_data, load_model, score_split
 from .models import VARIANTS, SegNetBasic, build
+from .timing import timeit
 
 ORDER = ("segnet-basic",) + VARIANTS
 
 
 def inference_ms(model, size, device, repeat=3):
+    """Median milliseconds of one forward pass of a single image (the device synchronised)."""
     x = to_device(np.random.default_rng(0).standard_normal((1, 3) + tuple(size), dtype=np.float32),
                   device)
-    model.eval().forward(x)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        model.forward(x)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    model.eval()
+    return 1000 * timeit(lambda: model.forward(x), array_module(device), repeat=repeat)
 
 
 def measure(variant, run_dir, device):

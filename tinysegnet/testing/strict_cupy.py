@@ -213,6 +213,8 @@ def _operand(value, where):
 
 def _binary(name):
     def method(self, other):
+        if _foreign(other):
+            return NotImplemented  # let the other operand's reflected method answer
         result = getattr(operator, name)(self._a, _operand(other, f"'{name}'"))
         counts.ops += 1
         return _wrap(result)
@@ -221,10 +223,17 @@ def _binary(name):
 
 def _reflected(name):
     def method(self, other):
+        if _foreign(other):
+            return NotImplemented
         result = getattr(operator, name)(_operand(other, f"'{name}'"), self._a)
         counts.ops += 1
         return _wrap(result)
     return method
+
+
+def _foreign(value):
+    """An operand that is neither an array nor a number: Python asks its own methods next."""
+    return not isinstance(value, (ndarray, np.ndarray, bool, int, float, complex, np.generic))
 
 
 def _inplace(name):
@@ -335,11 +344,11 @@ def __getattr__(name):
                              f"CuPy {VERSION})")
     if name in _SPECIAL:
         return _SPECIAL[name]
-    target = getattr(np, name, None)
-    if target is None or isinstance(target, types.ModuleType):
+    if not hasattr(np, name) or isinstance(getattr(np, name), types.ModuleType):
         raise NotImplementedError(f"strict CuPy stand-in: cupy.{name} is not modelled")
-    if isinstance(target, (type, np.dtype, int, float)) or target is None:
-        return target  # dtypes, scalar types, constants
+    target = getattr(np, name)
+    if isinstance(target, type) or not callable(target):
+        return target  # dtypes, scalar types, constants such as inf and newaxis
     value = _function(name, target, accepts_host=name in _HOST_INPUT)
     globals()[name] = value  # built once
     return value

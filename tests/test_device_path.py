@@ -1,0 +1,110 @@
+"""The GPU code path: every model, the commands and the launch budget.
+
+Each test runs on a device module: the strict CuPy stand-in everywhere (CI has no GPU), and
+real CuPy behind the ``gpu`` marker where a GPU is usable. The stand-in computes with NumPy,
+so there these tests prove the code path (CuPy's names only, no host arrays, no implicit
+conversions) and count launches; on a GPU they also prove the numbers.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from tinysegnet import backend, checkpoint, evaluate, predict, train
+from tinysegnet import functional as F
+from tinysegnet.models import MODELS, build
+from tinysegnet.optim import SGD
+from tinysegnet.testing import strict_cupy
+
+from conftest import rel_close
+
+
+def _step(model, x, y, weights, device, steps=2):
+    """Training steps (forward, loss, backward, SGD) on ``device``; returns the last loss, the
+    gradients it left and the parameters after the update, as NumPy arrays."""
+    model = model.to(device).train()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x, y, w = (backend.to_device(a, device) for a in (x, y, weights))
+    for _ in range(steps):  # a second step uses the momentum the first one left
+        loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, w, 11)
+        model.backward(dlogits)
+        opt.step()
+    grads = {k: backend.to_numpy(p.grad) for k, p in model.named_parameters()}
+    return float(loss), grads, {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
+
+
+def _batch(rng, n, h, w, dtype):
+    x = rng.standard_normal((n, 3, h, w)).astype(dtype)
+    y = rng.integers(0, 12, (n, h, w)).astype(np.uint8)  # 11 is void
+    return x, y, (rng.random(11) + 0.5).astype(dtype)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_steps_alike_on_the_host_and_the_device(device_xp, name):
+    """float64: the device's convolution method differs from the CPU's, nothing else may."""
+    size = (32, 32) if name == "segnet" else (12, 18)
+    options = dict(base_width=2) if name == "segnet" else (dict(hidden=5) if name == "pixel" else
+                                                           dict(width=4, kernel=3))
+    x, y, w = _batch(np.random.default_rng(0), 2, *size, np.float64)
+    on_cpu = _step(build(name, **options).astype(np.float64), x, y, w, "cpu")
+    on_device = _step(build(name, **options).astype(np.float64), x, y, w, "gpu")
+    assert on_device[0] == pytest.approx(on_cpu[0], rel=1e-10)
+    for ours, theirs in zip(on_device[1:], on_cpu[1:]):
+        for key, value in theirs.items():
+            rel_close(ours[key], value, 1e-10)
+
+
+def test_segnet_basic_float32_step_agrees(device_xp):
+    """One float32 step at full width: loss, every gradient and every updated parameter."""
+    x, y, w = _batch(np.random.default_rng(1), 2, 45, 60, np.float32)
+    on_cpu = _step(build("segnet-basic"), x, y, w, "cpu", steps=1)
+    on_device = _step(build("segnet-basic"), x, y, w, "gpu", steps=1)
+    assert on_device[0] == pytest.approx(on_cpu[0], rel=1e-4)
+    for ours, theirs in zip(on_device[1:], on_cpu[1:]):
+        for key, value in theirs.items():
+            rel_close(ours[key], value, 1e-4)
+
+
+@pytest.mark.slow
+def test_launch_budget_of_segnet_basic(stand_in):
+    """A training step at batch 12, 90x120 (the CamVid protocol): at most 1,000 array
+    operations (each a kernel launch or more on a GPU) and one host sync, the loss read
+    once; an inference forward at most 300 operations."""
+    model = build("segnet-basic").to("gpu")
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x, y, w = (backend.to_device(a, "gpu") for a in _batch(np.random.default_rng(0), 12, 90, 120, np.float32))
+    for _ in range(2):  # the first step creates the momentum buffers
+        with strict_cupy.counting() as step:
+            loss, dlogits = F.softmax_cross_entropy(model.train().forward(x), y, w, 11)
+            model.backward(dlogits)
+            opt.step()
+            float(loss)
+    with strict_cupy.counting() as inference:
+        model.eval().forward(x)
+    assert step.ops <= 1000 and step.syncs == 1, (step.ops, step.syncs)
+    assert inference.ops <= 300 and inference.syncs == 0, (inference.ops, inference.syncs)
+
+
+def _train(tiny_set, out, *extra):
+    train.main(["--data-dir", tiny_set, "--size", "32", "48", "--batch-size", "3", "--quiet",
+                "--device", "gpu", "--out", str(out), *extra])
+
+
+def test_train_resume_evaluate_predict_on_the_device(device_xp, tiny_set, tmp_path, capsys):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    _train(tiny_set, straight, "--epochs", "2")
+    _train(tiny_set, stopped, "--epochs", "1")
+    train.main(["--resume", str(stopped / "last.npz"), "--epochs", "2", "--quiet", "--device", "gpu"])
+    a, _, _ = checkpoint.load(str(straight / "last.npz"))
+    b, _, meta = checkpoint.load(str(stopped / "last.npz"))
+    assert meta["epoch"] == 2
+    for key in a:  # resumed on the device, bit for bit
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+    evaluate.main([str(straight / "best.npz"), "--data-dir", tiny_set, "--device", "gpu",
+                   "--full-res", "--recompute-bn"])
+    assert "mIoU" in capsys.readouterr().out
+    predict.main([str(straight / "best.npz"), os.path.join(tiny_set, "val"), "--out",
+                  str(tmp_path / "pred"), "--device", "gpu"])
+    assert len(os.listdir(tmp_path / "pred")) == 6

@@ -1,0 +1,67 @@
+"""The strict CuPy stand-in refuses what CuPy refuses and counts what a GPU would launch."""
+
+import numpy as np
+import pytest
+
+from tinysegnet import backend
+from tinysegnet.testing import cupy_names, strict_cupy as xp
+
+
+def test_names_match_the_installed_cupy():
+    """Regenerates the checked-in list from CuPy where it is installed (a GPU machine)."""
+    cupy = pytest.importorskip("cupy")
+    if cupy.__version__ != cupy_names.load()["version"]:
+        pytest.skip(f"CuPy {cupy.__version__} installed, the list is of {cupy_names.load()['version']}")
+    assert cupy_names.names_of(cupy) == cupy_names.load()
+
+
+def test_only_cupy_names_exist():
+    assert xp.float32 is np.float32 and xp.inf == np.inf and xp.newaxis is None
+    for numpy_only in ("errstate", "insert", "histogram_bin_edges"):
+        assert hasattr(np, numpy_only)
+        with pytest.raises(AttributeError, match=numpy_only):
+            getattr(xp, numpy_only)
+    with pytest.raises(NotImplementedError, match="ElementwiseKernel"):
+        xp.ElementwiseKernel
+
+
+def test_host_arrays_are_refused_everywhere_but_asarray():
+    a, host = xp.ones((2, 3), np.float32), np.ones((2, 3), np.float32)
+    for use in (lambda: a + host, lambda: host + a, lambda: xp.maximum(a, host),
+                lambda: a.__setitem__(0, host[0]), lambda: a[np.array([0, 1])],
+                lambda: np.asarray(a), lambda: np.exp(a), lambda: np.concatenate([a, a])):
+        with pytest.raises(TypeError):
+            use()
+    assert (xp.asarray(host) == a).all()
+
+
+def test_counts_launches_not_views():
+    a = xp.asarray(np.arange(12.0).reshape(3, 4))
+    with xp.counting() as c:
+        a.reshape(4, 3), a.T, a[1:], a[:, ::2], xp.lib.stride_tricks.as_strided(a, (2, 2), (8, 8))
+        a.astype(a.dtype, copy=False)
+    assert (c.ops, c.syncs) == (0, 0)
+    with xp.counting() as c:
+        b = a * 2 + 1            # 2
+        b += a                   # 1
+        b[0] = 0                 # 1
+        xp.matmul(a, a.T, out=xp.empty((3, 3)))  # 2: the empty and the product
+        total = b.sum()          # 1
+    assert (c.ops, c.syncs) == (7, 0)
+    with xp.counting() as c:
+        float(total), int(a[0, 0]), bool(a[0, 1] > 0), a.get(), xp.cuda.Device().synchronize()
+    assert c.syncs == 5
+
+
+def test_reductions_give_device_scalars():
+    s = xp.asarray(np.ones(4, np.float32)).sum()
+    assert isinstance(s, xp.ndarray) and s.shape == () and s.dtype == np.float32
+
+
+def test_backend_routes_the_gpu_device_to_the_stand_in(stand_in):
+    assert backend.resolve_device("gpu") == "gpu" and backend.array_module("gpu") is stand_in
+    a = backend.to_device(np.zeros(3), "gpu")
+    assert backend.xp_of(a) is stand_in and backend.device_of(a) == "gpu"
+    with pytest.raises(TypeError, match="mixed"):
+        backend.xp_of(a, np.zeros(3))
+    np.testing.assert_array_equal(backend.to_numpy(a), np.zeros(3))
