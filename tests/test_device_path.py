@@ -51,8 +51,12 @@ def test_every_model_steps_alike_on_the_host_and_the_device(device_xp, name):
     on_device = _step(build(name, **options).astype(np.float64), x, y, w, "gpu")
     assert on_device[0] == pytest.approx(on_cpu[0], rel=1e-10)
     for ours, theirs in zip(on_device[1:], on_cpu[1:]):
+        # Gradients that are zero in exact arithmetic (a bias before batch norm) come out as
+        # rounding noise of 1e-18 on either side: compare them at the scale of all gradients.
+        scale = max(float(np.abs(v).max()) for v in theirs.values())
         for key, value in theirs.items():
-            rel_close(ours[key], value, 1e-10)
+            limit = 1e-10 * max(float(np.abs(value).max()), 1e-6 * scale)
+            assert float(np.abs(ours[key] - value).max()) <= limit, key
 
 
 def test_segnet_basic_float32_step_agrees(device_xp):

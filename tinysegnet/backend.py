@@ -38,7 +38,7 @@ def _probe_cupy():
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return None, "CuPy sees no CUDA device"
         a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
-        ok = float((a * 2 + 1).sum()) == 16.0 and float((a @ a).sum()) == 26.0
+        ok = float((a * 2 + 1).sum()) == 16.0 and float((a @ a).sum()) == 22.0
     except Exception as e:
         return None, f"CuPy failed on the GPU: {_first_line(e)}"
     if not ok:

@@ -271,9 +271,18 @@ def _torch_step(name, batch, h, w, device):
     return step, infer
 
 
-def bench_torch(name, batch, h, w, device, repeat):
-    step, infer = _torch_step(name, batch, h, w, device)
-    return timeit(step, warmup=2, repeat=repeat), timeit(infer, warmup=2, repeat=repeat)
+def bench_torch(name, batch, h, w, device, repeat, tf32=True):
+    """(train step seconds, inference seconds) for the PyTorch twin. On CUDA, ``tf32=True`` is
+    PyTorch's default (cuDNN convolutions on TF32 tensor cores, 10-bit mantissas); False
+    makes it compute in full float32, as CuPy's products do by default."""
+    import torch
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        step, infer = _torch_step(name, batch, h, w, device)
+        return timeit(step, warmup=2, repeat=repeat), timeit(infer, warmup=2, repeat=repeat)
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 def gpu_memory_torch(name, batch, h, w, device, train):
@@ -314,16 +323,19 @@ def decoder_storage(h=360, w=480):
 def bench_model(device, repeat, vs_torch):
     print(f"device {device}; times are medians of {repeat} after warm-up; per step, and per image")
     header = f"{'model':<13} {'batch':>5} {'size':>8} {'train ms':>9} {'ms/img':>7} {'infer ms':>9} {'ms/img':>7}"
-    if vs_torch:
-        header += f" {'torch train':>11} {'torch infer':>11} {'train x':>7} {'infer x':>7}"
+    # On a GPU PyTorch is timed twice: as it ships (TF32 convolutions) and in full float32 like ours.
+    modes = ([True, False] if device == "gpu" else [True]) if vs_torch else []
+    for tf32 in modes:
+        what = "torch" if len(modes) == 1 else ("torch tf32" if tf32 else "torch fp32")
+        header += f" {what + ' train':>16} {what + ' infer':>16} {'train x':>7} {'infer x':>7}"
     print(header)
     for name, batch, h, w in MODEL_ROWS[device]:
         train_s, infer_s = bench_ours(name, batch, h, w, device, repeat)
         line = (f"{name:<13} {batch:>5} {f'{h}x{w}':>8} {1000 * train_s:9.1f} {1000 * train_s / batch:7.1f} "
                 f"{1000 * infer_s:9.1f} {1000 * infer_s / batch:7.1f}")
-        if vs_torch:
-            t_train, t_infer = bench_torch(name, batch, h, w, device, repeat)
-            line += (f" {1000 * t_train:11.1f} {1000 * t_infer:11.1f} {train_s / t_train:7.2f} "
+        for tf32 in modes:
+            t_train, t_infer = bench_torch(name, batch, h, w, device, repeat, tf32)
+            line += (f" {1000 * t_train:16.1f} {1000 * t_infer:16.1f} {train_s / t_train:7.2f} "
                      f"{infer_s / t_infer:7.2f}")
         print(line, flush=True)
     if device == "cpu":

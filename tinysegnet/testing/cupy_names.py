@@ -20,7 +20,9 @@ def names_of(cupy):
     import cupy.lib.stride_tricks  # noqa: F401  (a submodule: imported for its names)
     return {"version": cupy.__version__,
             "cupy": _public(cupy),
-            "ndarray": sorted(set(_public(cupy.ndarray)) | {n for n in dir(cupy.ndarray) if n.startswith("__")}),
+            # the class's own operators and conversions, not those every Python object inherits
+            "ndarray": sorted(set(_public(cupy.ndarray)) | {n for c in cupy.ndarray.__mro__ if c is not object
+                                                            for n in vars(c) if n.startswith("__")}),
             "lib.stride_tricks": _public(cupy.lib.stride_tricks),
             "cuda": _public(cupy.cuda)}
 
