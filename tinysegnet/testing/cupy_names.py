@@ -11,6 +11,11 @@ import os
 PATH = os.path.join(os.path.dirname(__file__), "cupy_names.json")
 
 
+# Python 3.12's buffer protocol (PEP 688) gives every buffer-exporting class these two: they
+# follow the Python version, not CuPy's (seen: CuPy 14.2 on Python 3.12 has them, on 3.11 not).
+_PYTHON_VERSION_DUNDERS = {"__buffer__", "__release_buffer__"}
+
+
 def _public(obj):
     return sorted(n for n in dir(obj) if not n.startswith("_"))
 
@@ -22,7 +27,8 @@ def names_of(cupy):
             "cupy": _public(cupy),
             # the class's own operators and conversions, not those every Python object inherits
             "ndarray": sorted(set(_public(cupy.ndarray)) | {n for c in cupy.ndarray.__mro__ if c is not object
-                                                            for n in vars(c) if n.startswith("__")}),
+                                                            for n in vars(c) if n.startswith("__")}
+                               - _PYTHON_VERSION_DUNDERS),
             "lib.stride_tricks": _public(cupy.lib.stride_tricks),
             "cuda": _public(cupy.cuda)}
 
