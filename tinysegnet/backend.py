@@ -58,18 +58,13 @@ def _gpu_module():
 
 @contextlib.contextmanager
 def using_gpu_module(module):
-    """Route the "gpu" device to ``module`` for the body (a strict CuPy stand-in in tests).
-
-    Scratch buffers are released on the way in and out, so none outlive the module."""
+    """Route the "gpu" device to ``module`` for the body (a strict CuPy stand-in in tests)."""
     global _stand_in
-    from .functional import scratch
     previous, _stand_in = _stand_in, module
-    scratch.release()
     try:
         yield module
     finally:
         _stand_in = previous
-        scratch.release()
 
 
 def gpu_available():

@@ -11,12 +11,12 @@ the epoch, the random generator's state and whatever else the trainer records.
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from .backend import to_numpy
+from .files import atomic_path
 
 
 def save(path, model_state, meta, optim_state=None):
@@ -24,16 +24,9 @@ def save(path, model_state, meta, optim_state=None):
     arrays = {f"model/{k}": to_numpy(v) for k, v in model_state.items()}
     arrays.update({f"optim/{k}": to_numpy(v) for k, v in (optim_state or {}).items()})
     arrays["meta"] = np.array(json.dumps(meta))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load(path):

@@ -18,6 +18,7 @@ from .backend import resolve_device, to_device, to_numpy
 from .data import camvid, transforms
 from .data.synthetic import load_synthetic_split
 from .data.camvid import CLASSES, VOID
+from .files import write_text
 from .functional import resize_scores
 from .metrics import SegmentationScore
 from .models import from_config
@@ -127,10 +128,7 @@ def main(argv=None):
     print(f"{os.path.basename(args.checkpoint)} ({meta['model']['name']}, epoch {meta['epoch']}) on the {where}")
     print(format_scores(result))
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.json)
+        write_text(args.json, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from . import checkpoint, train
 from .backend import array_module, resolve_device, to_device
 from .data import transforms
 from .evaluate import load_eval_data, load_model, score_split
+from .files import write_text
 from .models import VARIANTS, SegNetBasic, build
 from .timing import timeit
 
@@ -74,9 +75,7 @@ def write_report(rows, command, folder):
               "SegNet-Basic's pooling indices at 2 bits each. Scores are on the validation split "
               "at the training size, for each variant's best epoch (by val mIoU)."]
     path = os.path.join(folder, "decoders.md")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
+    write_text(path, "\n".join(lines) + "\n")
 
     fig = Figure(figsize=(11, 4))
     left, right = fig.subplots(1, 2)

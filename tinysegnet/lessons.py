@@ -16,6 +16,8 @@ import os
 import re
 import sys
 
+from .files import atomic_path
+
 LESSONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lessons")
 SOLUTION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*\n?",
                       re.M | re.S)
@@ -50,9 +52,8 @@ def student_copy(notebook):
 
 def write_atomic(nb, path):
     import nbformat
-    tmp = path + ".tmp"
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        nbformat.write(nb, tmp)
 
 
 def execute(nb, cwd, timeout=300, allow_errors=False):

@@ -15,6 +15,7 @@ from .backend import resolve_device, to_device, to_numpy
 from .data import transforms
 from .data.camvid import DataError, read_image
 from .evaluate import load_model
+from .files import atomic_path
 from .functional import resize_scores
 from .viz import colorize, overlay
 
@@ -49,9 +50,8 @@ def segment(model, image, meta, device):
 
 
 def save_png(array, path):
-    tmp = path + ".tmp.png"
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp)
 
 
 def main(argv=None):

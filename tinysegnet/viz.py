@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .data.camvid import PALETTE
+from .files import atomic_path
 
 
 def colorize(labels):
@@ -33,7 +34,8 @@ def prediction_grid(images, labels, predictions, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
 
 
 def training_curves(history, path):
@@ -52,4 +54,5 @@ def training_curves(history, path):
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)

