@@ -52,3 +52,16 @@ def test_to_device_and_back(xp, rng):
     assert type(out) is type(xp.zeros(1))
     model.to("cpu")
     assert all(isinstance(v, np.ndarray) for v in model.state_dict().values())
+
+
+def test_backward_replaces_gradients_rather_than_adding():
+    """No zero_grad: each backward pass assigns every gradient afresh."""
+    from tinysegnet import nn as tnn
+    layer = tnn.Conv2d(2, 3, 3, rng=np.random.default_rng(0), dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((1, 2, 5, 5))
+    layer.forward(x)
+    layer.backward(np.ones((1, 3, 5, 5)))
+    first = layer.weight.grad.copy()
+    layer.forward(x)
+    layer.backward(np.ones((1, 3, 5, 5)))
+    np.testing.assert_array_equal(layer.weight.grad, first)

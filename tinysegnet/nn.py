@@ -16,7 +16,12 @@ from .functional.upsampling import bilinear_upsample_weights
 
 
 class Parameter:
-    """A trainable array and the gradient the last backward pass left for it."""
+    """A trainable array and the gradient the last backward pass left for it.
+
+    Gradients are assigned, not accumulated: each backward pass replaces ``grad``, so there
+    is nothing to zero between steps (a parameter used twice in one pass would need
+    accumulation; none of SegNet's is).
+    """
 
     def __init__(self, data):
         self.data = data
@@ -88,10 +93,6 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
-        for p in self.parameters():
-            p.grad = None
-
     def num_parameters(self):
         return sum(int(p.data.size) for p in self.parameters())
 
@@ -117,27 +118,25 @@ class Module:
                                  f"the model expects {tuple(target.shape)}")
             target[...] = to_device(source, device_of(target)).astype(target.dtype, copy=False)
 
-    def to(self, device):
-        """Move every parameter and buffer to ``device`` ("cpu", "gpu" or "auto")."""
+    def _map_arrays(self, fn):
+        """Replace every parameter's and buffer's array by ``fn(array)``; gradients are dropped
+        (they belong to the arrays replaced). The one walker behind :meth:`to` and :meth:`astype`."""
         for m in self.modules():
             for value in vars(m).values():
                 if isinstance(value, Parameter):
-                    value.data = to_device(value.data, device)
+                    value.data = fn(value.data)
                     value.grad = None
             for name in m.buffers:
-                setattr(m, name, to_device(getattr(m, name), device))
+                setattr(m, name, fn(getattr(m, name)))
         return self
+
+    def to(self, device):
+        """Move every parameter and buffer to ``device`` ("cpu", "gpu" or "auto")."""
+        return self._map_arrays(lambda a: to_device(a, device))
 
     def astype(self, dtype):
         """Convert parameters and buffers to ``dtype`` (float64 for gradient checks)."""
-        for m in self.modules():
-            for value in vars(m).values():
-                if isinstance(value, Parameter):
-                    value.data = value.data.astype(dtype)
-                    value.grad = None
-            for name in m.buffers:
-                setattr(m, name, getattr(m, name).astype(dtype))
-        return self
+        return self._map_arrays(lambda a: a.astype(dtype))
 
 
 class Conv2d(Module):
