@@ -18,8 +18,26 @@ With m = N * H * W values per channel, training mode normalises by the batch::
 running average). Inference mode uses the running statistics instead of mu and var.
 """
 
+from typing import NamedTuple
+
 from ..backend import xp_of
 from ._checks import require_float, require_ndim
+
+
+class BatchNormCache(NamedTuple):
+    """What batch norm's backward pass needs (xhat is rebuilt from these, not stored).
+
+    x         (N, C, H, W)  the input
+    mean      (C,)          the mean that normalised x: the batch's, or the running one
+    inv_std   (C,)          1 / sqrt(var + eps) for that variance
+    gamma     (C,)          the scale
+    training  bool          batch statistics (they depend on x) or running ones (constants)
+    """
+    x: object
+    mean: object
+    inv_std: object
+    gamma: object
+    training: bool
 
 
 def _per_channel(v):
@@ -28,7 +46,8 @@ def _per_channel(v):
 
 def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
                         momentum=0.1, eps=1e-5):
-    """Returns ``(out, cache)``; see the module docstring for the formulas."""
+    """Returns ``(out, cache)``, the cache a :class:`BatchNormCache`; formulas in the module
+    docstring."""
     require_ndim("batchnorm2d_forward", "x", x, 4, "(N, C, H, W)")
     require_float("batchnorm2d_forward", "x", x)
     C = x.shape[1]
@@ -60,7 +79,7 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
     scale = gamma * inv_std
     out = x * _per_channel(scale)
     out += _per_channel(beta - mean * scale)
-    return out, (x, mean, inv_std, gamma, training)
+    return out, BatchNormCache(x, mean, inv_std, gamma, training)
 
 
 def batchnorm2d_backward(dout, cache):

@@ -26,6 +26,8 @@ Two implementations share one signature:
   them, and the lessons start from them.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..backend import xp_of
@@ -33,6 +35,22 @@ from . import conv_im2col, conv_rowshift
 from ._checks import require_float, require_ndim
 
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col}
+
+
+class ConvCache(NamedTuple):
+    """What a convolution's backward pass needs, for the fast and the reference version alike.
+
+    x         (N, C, H, W)  the input (not the padded copy: the fast methods pad into scratch)
+    w         (F, C, k, k)  the filters
+    has_bias  bool          whether a bias was added (then db is returned)
+    pad       int           zeros added on each side
+    method    str           "rowshift", "im2col" or "reference": which backward to run
+    """
+    x: object
+    w: object
+    has_bias: bool
+    pad: int
+    method: str
 
 
 def _check_conv_args(fn, x, w, b, pad):
@@ -82,7 +100,8 @@ def choose_method(x_shape, w_shape, xp):
 
 
 def conv2d_forward(x, w, b=None, pad=None, method=None):
-    """Fast convolution. Returns ``(out, cache)``; shapes and formula in the module docstring.
+    """Fast convolution. Returns ``(out, cache)``, the cache a :class:`ConvCache`; shapes and
+    formula in the module docstring.
 
     ``pad`` defaults to ``k // 2`` (output the size of the input) and may be 0..k-1.
     ``method`` is "rowshift" or "im2col"; None lets :func:`choose_method` pick.
@@ -94,7 +113,7 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
     out = METHODS[method].conv_forward(x, w, pad)
     if b is not None:
         out += b[None, :, None, None]
-    return out, (x, w, b is not None, pad, method)
+    return out, ConvCache(x, w, b is not None, pad, method)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -109,6 +128,8 @@ def conv2d_backward(dout, cache, need_dx=True):
         dw[f, c, u, v] = sum_{n,i,j} dout[n, f, i, j] * xpad[n, c, i + u, j + v]
         dx[n, c, h, w] = sum_{f,u,v} dout[n, f, h + p - u, w + p - v] * w[f, c, u, v]
     """
+    if cache.method == "reference":
+        return conv2d_backward_reference(dout, cache)
     x, w, has_bias, pad, method = cache
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
@@ -123,7 +144,7 @@ def conv2d_backward(dout, cache, need_dx=True):
 def conv2d_forward_reference(x, w, b=None, pad=None):
     """The same convolution as plain loops over (n, f, i, j): slow, but it is the formula.
 
-    Returns ``(out, cache)`` like :func:`conv2d_forward`.
+    Returns ``(out, cache)`` like :func:`conv2d_forward`, the cache a :class:`ConvCache`.
     """
     pad = _check_conv_args("conv2d_forward_reference", x, w, b, pad)
     xp = xp_of(x, w)
@@ -140,16 +161,17 @@ def conv2d_forward_reference(x, w, b=None, pad=None):
                     out[n, f, i, j] = (window * w[f]).sum()
             if b is not None:
                 out[n, f] += b[f]
-    return out, (xpad, w, b is not None, pad)
+    return out, ConvCache(x, w, b is not None, pad, "reference")
 
 
 def conv2d_backward_reference(dout, cache):
     """Loop version of :func:`conv2d_backward`: every output element sends its gradient
     back to the window it was computed from. Returns ``(dx, dw, db)``."""
-    xpad, w, has_bias, pad = cache
+    x, w, has_bias, pad, _ = cache
     xp = xp_of(dout, w)
     N, F, Ho, Wo = dout.shape
     k = w.shape[2]
+    xpad = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     dxpad = xp.zeros_like(xpad)
     dw = xp.zeros_like(w)
     for n in range(N):

@@ -8,12 +8,20 @@ SegNet-Basic-SingleChannelDecoder (paper, Table 1) uses it in the decoder::
 There is no sum over channels, so no matrix product: k * k shifted multiply-adds.
 """
 
+from typing import NamedTuple
+
 from ..backend import xp_of
 from ._checks import require_float, require_ndim
 
 
+class DepthwiseCache(NamedTuple):
+    """xpad (N, C, H + 2p, W + 2p): the zero-padded input; w (C, k, k): the filters."""
+    xpad: object
+    w: object
+
+
 def depthwise_conv2d_forward(x, w):
-    """Returns ``(out, cache)``."""
+    """Returns ``(out, cache)``, the cache a :class:`DepthwiseCache`."""
     fn = "depthwise_conv2d_forward"
     require_ndim(fn, "x", x, 4, "(N, C, H, W)")
     require_ndim(fn, "w", w, 3, "(C, k, k)")
@@ -30,7 +38,7 @@ def depthwise_conv2d_forward(x, w):
     for u in range(k):
         for v in range(k):
             out += w[None, :, u, v, None, None] * xpad[:, :, u:u + H, v:v + W]
-    return out, (xpad, w)
+    return out, DepthwiseCache(xpad, w)
 
 
 def depthwise_conv2d_backward(dout, cache):

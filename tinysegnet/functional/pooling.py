@@ -34,7 +34,8 @@ def _pooled_size(h, w):
 
 
 def maxpool2x2_forward(x):
-    """Returns ``(out, indices)``.
+    """Returns ``(out, indices)``. The indices are this layer's cache and more: the paired
+    unpooling needs them too, so they are returned as the array itself, not a cache tuple.
 
     Ties go to the first maximum in the order 0, 1, 2, 3 (a later element wins
     only when strictly greater), matching PyTorch and Caffe.

@@ -16,11 +16,26 @@ linear, its backward pass is ``R_h^T @ dout @ R_w``.
 """
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
 from ..backend import xp_of
 from ._checks import require_float, require_ndim
+
+
+class ConvTransposeCache(NamedTuple):
+    """x (N, C, H, W): the input; w (C, F, k, k): the filters; stride, pad: ints."""
+    x: object
+    w: object
+    stride: int
+    pad: int
+
+
+class BilinearCache(NamedTuple):
+    """rows (Ho, h) and cols (Wo, w): the interpolation matrices R_h and R_w."""
+    rows: object
+    cols: object
 
 
 def _check_output_shape(fn, output_shape, natural):
@@ -32,7 +47,8 @@ def _check_output_shape(fn, output_shape, natural):
 
 
 def conv_transpose2d_forward(x, w, output_shape, stride=2, pad=1):
-    """Returns ``(out, cache)``, out (N, F, Ho, Wo); see the module docstring."""
+    """Returns ``(out, cache)``, out (N, F, Ho, Wo), the cache a :class:`ConvTransposeCache`;
+    see the module docstring."""
     fn = "conv_transpose2d_forward"
     require_ndim(fn, "x", x, 4, "(N, C, H, W)")
     require_ndim(fn, "w", w, 4, "(C, F, k, k)")
@@ -51,7 +67,7 @@ def conv_transpose2d_forward(x, w, output_shape, stride=2, pad=1):
         for v in range(k):
             full[:, :, u:u + stride * H:stride, v:v + stride * W:stride] += stamps[:, :, u, v]
     out = xp.ascontiguousarray(full[:, :, pad:pad + Ho, pad:pad + Wo])
-    return out, (x, w, stride, pad)
+    return out, ConvTransposeCache(x, w, stride, pad)
 
 
 def conv_transpose2d_backward(dout, cache):
@@ -113,12 +129,13 @@ def resize_scores(scores, size):
 
 
 def bilinear_upsample_forward(x, output_shape):
-    """Returns ``(out, cache)``: x (N, C, h, w) resized bilinearly to output_shape[-2:]."""
+    """Returns ``(out, cache)``: x (N, C, h, w) resized bilinearly to output_shape[-2:]; the
+    cache a :class:`BilinearCache`."""
     require_ndim("bilinear_upsample_forward", "x", x, 4, "(N, C, H, W)")
     require_float("bilinear_upsample_forward", "x", x)
     xp = xp_of(x)
     size = tuple(int(s) for s in output_shape[-2:])
-    return resize_scores(x, size), _resize_matrices(xp, tuple(x.shape[2:]), size, x.dtype)
+    return resize_scores(x, size), BilinearCache(*_resize_matrices(xp, tuple(x.shape[2:]), size, x.dtype))
 
 
 def bilinear_upsample_backward(dout, cache):
