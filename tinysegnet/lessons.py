@@ -75,7 +75,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     paths = lesson_paths()
     if not paths:
-        sys.exit(f"lessons: no notebooks found in {LESSONS_DIR}")
+        sys.exit(f"lessons: no notebooks found in {LESSONS_DIR} (the course lives in a clone of "
+                 f"the repository: pip install -e . there)")
     if args.command == "student":
         os.makedirs(args.outdir, exist_ok=True)
         for path in paths:

@@ -185,9 +185,13 @@ def render_scene(rng, size=DEFAULT_SIZE):
 
 
 def default_root():
-    """``data/synthetic`` at the top of the repository (git-ignored)."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "data", "synthetic")
+    """``data/synthetic`` at the top of the repository (git-ignored) when tinysegnet runs from
+    a checkout (an editable install included); else the user's cache folder."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(os.path.join(repo, "pyproject.toml")):
+        return os.path.join(repo, "data", "synthetic")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "tinysegnet", "synthetic")
 
 
 def generate(root, size=DEFAULT_SIZE, counts=None, seed=0):
