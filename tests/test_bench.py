@@ -2,16 +2,7 @@ import numpy as np
 import pytest
 
 from tinysegnet import bench
-from tinysegnet.models import SegNet, SegNetBasic
-
-
-@pytest.mark.parametrize("name,ours", [("segnet-basic", SegNetBasic), ("segnet", SegNet)])
-def test_torch_model_has_our_parameter_count(name, ours):
-    torch = pytest.importorskip("torch")
-    theirs = bench.torch_model(name)
-    assert sum(p.numel() for p in theirs.parameters()) == ours().num_parameters()
-    out = theirs.eval()(torch.zeros(1, 3, 45, 60))
-    assert tuple(out.shape) == (1, 11, 45, 60)  # ceil-mode pooling and sized unpooling, like ours
+from tinysegnet.models import SegNetBasic
 
 
 def test_decoder_storage_counts_one_uint8_index_per_pooled_value():

@@ -26,6 +26,7 @@ import numpy as np
 from . import functional as F
 from .backend import array_module, resolve_device
 from .functional import conv, scratch
+from .interop.torch import torch_model
 from .models import MODELS, DecoderVariant, SegNetBasic, build
 from .optim import SGD
 from .timing import synchronize, timeit
@@ -187,56 +188,6 @@ def compare_conv_methods(xp, repeat):
         name = f"b{N} {C}->{F_} {k}x{k} {H}x{W}"
         print(f"{name:<32} {ms['rowshift']:11.1f} {ms['im2col']:10.1f}  "
               f"{conv.choose_method(x.shape, w.shape, xp)}")
-
-
-def torch_model(name):
-    """The same networks in PyTorch (conv, BN, ReLU, indexed pooling, unpooling)."""
-    import torch
-    from torch import nn as tnn
-
-    class Net(tnn.Module):
-        def __init__(self, encoder_blocks, decoder_blocks, classifier):
-            super().__init__()
-            self.enc = tnn.ModuleList(encoder_blocks)
-            self.dec = tnn.ModuleList(decoder_blocks)
-            self.classifier = classifier
-
-        def forward(self, x):
-            saved = []
-            for block in self.enc:
-                x = block(x)
-                size = x.shape[2:]
-                x, idx = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
-                saved.append((idx, size))
-            for block, (idx, size) in zip(self.dec, reversed(saved)):
-                x = block(torch.nn.functional.max_unpool2d(x, idx, 2, 2, output_size=size))
-            return self.classifier(x)
-
-    def cbr(cin, cout, k, bias, relu=True):
-        layers = [tnn.Conv2d(cin, cout, k, padding=k // 2, bias=bias), tnn.BatchNorm2d(cout)]
-        return layers + [tnn.ReLU()] if relu else layers
-
-    if name == "segnet-basic":
-        enc = [tnn.Sequential(*cbr(3 if i == 0 else 64, 64, 7, False)) for i in range(4)]
-        dec = [tnn.Sequential(*cbr(64, 64, 7, False, relu=False)) for _ in range(4)]
-        return Net(enc, dec, tnn.Conv2d(64, 11, 1))
-    widths = [[64, 64], [128, 128], [256] * 3, [512] * 3, [512] * 3]
-    enc, cin = [], 3
-    for block in widths:
-        layers = []
-        for cout in block:
-            layers += cbr(cin, cout, 3, True)
-            cin = cout
-        enc.append(tnn.Sequential(*layers))
-    dec, inputs = [], [3, 64, 128, 256, 512]
-    for block, block_in in reversed(list(zip(widths, inputs))):
-        outs = block[1:][::-1] + ([block_in] if block_in != 3 else [])
-        layers = []
-        for cout in outs:
-            layers += cbr(cin, cout, 3, True)
-            cin = cout
-        dec.append(tnn.Sequential(*layers))
-    return Net(enc, dec, tnn.Conv2d(64, 11, 3, padding=1))
 
 
 def _torch_step(name, batch, h, w, device):

@@ -1,0 +1,59 @@
+"""Continue in PyTorch: ``python -m tinysegnet.export CKPT OUT.pt``.
+
+Writes the checkpoint's weights and batch-norm statistics as a PyTorch ``state_dict``
+(``OUT.pt``) that the PyTorch twin of the model loads, and beside it ``OUT.json``: the
+model's config and the input statistics, everything needed to rebuild the network and feed
+it images the way tinysegnet did::
+
+    import json, torch
+    from tinysegnet.interop.torch import torch_model
+    info = json.load(open("OUT.json"))
+    net = torch_model(info["model"])
+    net.load_state_dict(torch.load("OUT.pt"))
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from . import checkpoint
+from .files import atomic_path, write_text
+from .interop import torch as bridge
+from .models import from_config
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m tinysegnet.export", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="a tinysegnet checkpoint (RUN/best.npz)")
+    p.add_argument("out", help="the PyTorch state_dict to write (.pt); OUT.json is written beside it")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.pt and OUT.json if they exist")
+    args = p.parse_args(argv)
+    sidecar = os.path.splitext(args.out)[0] + ".json"
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        p.error(f"{folder}: no such folder for OUT")
+    existing = [f for f in (args.out, sidecar) if os.path.exists(f)]
+    if existing and not args.overwrite:
+        p.error(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: choose another "
+                f"name or add --overwrite")
+    try:
+        import torch
+        state, _, meta = checkpoint.load(args.checkpoint)
+        model = from_config(meta["model"])
+        model.load_state_dict(state)
+        torch_state = bridge.torch_state_dict(model)
+    except ImportError:
+        sys.exit("export: PyTorch is not installed (pip install torch)")
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as e:
+        sys.exit(f"export: {e}")
+    with atomic_path(args.out) as tmp:
+        torch.save(torch_state, tmp)
+    info = dict(model=meta["model"], mean=meta.get("mean"), std=meta.get("std"),
+                epoch=meta.get("epoch"), source=os.path.abspath(args.checkpoint))
+    write_text(sidecar, json.dumps(info, indent=2) + "\n")
+    print(f"wrote {args.out} ({len(torch_state)} tensors) and {sidecar}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The PyTorch twin of SegNet-Basic and SegNet, and weights carried both ways.
+
+PyTorch is never a dependency of tinysegnet's maths: this module imports it only when one
+of its functions is called. It serves three users: the tests (an independent oracle for
+whole models), the bench (the same networks timed in PyTorch) and anyone who outgrows NumPy
+and wants to continue a run in PyTorch (``python -m tinysegnet.export``).
+
+The twin is built from a tinysegnet model config, so its layers come in the same order as
+ours: every convolution and batch norm of ours has one counterpart, matched by position.
+Parameter names map as ``weight``/``bias`` (convolution), ``gamma -> weight``,
+``beta -> bias``, ``running_mean``, ``running_var`` (batch norm).
+"""
+
+import numpy as np
+
+from .. import nn
+from ..backend import to_numpy
+from ..models import from_config
+
+TWINS = ("segnet-basic", "segnet")
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise RuntimeError("PyTorch is not installed (pip install torch)") from None
+    return torch
+
+
+def torch_model(config):
+    """The PyTorch network for a tinysegnet model ``config`` (a model's ``.config`` dict, or
+    just its name): conv, batch norm, ReLU, ceil-mode indexed pooling, sized unpooling."""
+    torch = _torch()
+    from torch import nn as tnn
+
+    config = {"name": config} if isinstance(config, str) else dict(config)
+    name = config["name"]
+    if name not in TWINS:
+        raise ValueError(f"no PyTorch twin for model {name!r}: only {', '.join(TWINS)}")
+
+    class Net(tnn.Module):
+        def __init__(self, encoder_blocks, decoder_blocks, classifier):
+            super().__init__()
+            self.enc = tnn.ModuleList(encoder_blocks)
+            self.dec = tnn.ModuleList(decoder_blocks)
+            self.classifier = classifier
+
+        def forward(self, x):
+            saved = []
+            for block in self.enc:
+                x = block(x)
+                size = x.shape[2:]
+                x, idx = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
+                saved.append((idx, size))
+            for block, (idx, size) in zip(self.dec, reversed(saved)):
+                x = block(torch.nn.functional.max_unpool2d(x, idx, 2, 2, output_size=size))
+            return self.classifier(x)
+
+    def cbr(cin, cout, k, bias, relu=True):
+        layers = [tnn.Conv2d(cin, cout, k, padding=k // 2, bias=bias), tnn.BatchNorm2d(cout)]
+        return layers + [tnn.ReLU()] if relu else layers
+
+    n_classes, cin = config.get("n_classes", 11), config.get("in_channels", 3)
+    if name == "segnet-basic":
+        width, k = config.get("width", 64), config.get("kernel", 7)
+        enc = [tnn.Sequential(*cbr(cin if i == 0 else width, width, k, False)) for i in range(4)]
+        dec = [tnn.Sequential(*cbr(width, width, k, False, relu=False)) for _ in range(4)]
+        return Net(enc, dec, tnn.Conv2d(width, n_classes, 1))
+    base = config.get("base_width", 64)
+    widths = [[base] * 2, [2 * base] * 2, [4 * base] * 3, [8 * base] * 3, [8 * base] * 3]
+    enc, channels = [], cin
+    for block in widths:
+        layers = []
+        for cout in block:
+            layers += cbr(channels, cout, 3, True)
+            channels = cout
+        enc.append(tnn.Sequential(*layers))
+    dec, inputs = [], [cin] + [block[-1] for block in widths[:-1]]
+    for block, block_in in reversed(list(zip(widths, inputs))):
+        outs = block[1:][::-1] + ([block_in] if block_in != cin else [])
+        layers = []
+        for cout in outs:
+            layers += cbr(channels, cout, 3, True)
+            channels = cout
+        dec.append(tnn.Sequential(*layers))
+    return Net(enc, dec, tnn.Conv2d(channels, n_classes, 3, padding=1))
+
+
+def _pairs(model, net):
+    """(our layer, its PyTorch counterpart) for every convolution and batch norm, in order."""
+    from torch import nn as tnn
+    ours = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    theirs = [m for m in net.modules() if isinstance(m, (tnn.Conv2d, tnn.BatchNorm2d))]
+    kinds = [type(m).__name__ for m in ours], [type(m).__name__ for m in theirs]
+    if kinds[0] != kinds[1]:
+        raise ValueError("the PyTorch network's layers do not match the model's")
+    return list(zip(ours, theirs))
+
+
+def _names(layer):
+    """(our attribute, PyTorch attribute) pairs of one layer's arrays."""
+    if isinstance(layer, nn.Conv2d):
+        return [("weight", "weight")] + ([("bias", "bias")] if layer.bias is not None else [])
+    return [("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"),
+            ("running_var", "running_var")]
+
+
+def _array(layer, attribute):
+    value = getattr(layer, attribute)
+    return value.data if isinstance(value, nn.Parameter) else value
+
+
+def to_torch(model):
+    """The PyTorch twin of ``model`` (a tinysegnet model) holding a copy of its weights and
+    batch-norm statistics, in float32 on the CPU."""
+    torch = _torch()
+    net = torch_model(model.config)
+    with torch.no_grad():
+        for ours, theirs in _pairs(model, net):
+            for mine, its in _names(ours):
+                getattr(theirs, its).copy_(torch.from_numpy(to_numpy(_array(ours, mine)).astype(np.float32)))
+    return net
+
+
+def torch_state_dict(model):
+    """``to_torch(model).state_dict()``: what ``python -m tinysegnet.export`` saves."""
+    return to_torch(model).state_dict()
+
+
+def from_torch(net_or_state, config):
+    """A tinysegnet model built from ``config`` with the weights of a PyTorch twin (a network
+    or its state_dict)."""
+    torch = _torch()
+    net = torch_model(config)
+    if not isinstance(net_or_state, torch.nn.Module):
+        net.load_state_dict(net_or_state)
+        net_or_state = net
+    model = from_config(config)
+    state = {}
+    prefix = {id(layer): name for name, layer in _named_layers(model)}
+    for ours, theirs in _pairs(model, net_or_state):
+        for mine, its in _names(ours):
+            state[prefix[id(ours)] + mine] = getattr(theirs, its).detach().cpu().numpy()
+    model.load_state_dict(state)
+    return model
+
+
+def _named_layers(model, prefix=""):
+    """(dotted prefix, layer) for every module of ``model``, as state_dict names them."""
+    yield prefix, model
+    for name, child in model.children():
+        yield from _named_layers(child, f"{prefix}{name}.")
