@@ -103,7 +103,7 @@ def test_train_resume_evaluate_predict_on_the_device(device_xp, tiny_set, tmp_pa
     train.main(["--resume", str(stopped / "last.npz"), "--epochs", "2", "--quiet", "--device", "gpu"])
     a, _, _ = checkpoint.load(str(straight / "last.npz"))
     b, _, meta = checkpoint.load(str(stopped / "last.npz"))
-    assert meta["epoch"] == 2
+    assert meta["progress"]["epoch"] == 2
     for key in a:  # resumed on the device, bit for bit
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 

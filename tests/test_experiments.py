@@ -23,9 +23,9 @@ def test_usage():
 
 
 def test_a_diverged_variant_is_reported_not_fatal(tiny_set, tmp_path, monkeypatch):
-    def diverge(argv):
-        raise SystemExit("train: loss is nan at epoch 1, step 3; stopped")
-    monkeypatch.setattr(experiments.train, "main", diverge)
+    def diverge(run, **_):
+        raise experiments.engine.Diverged("loss is nan at step 3 in epoch 1", None)
+    monkeypatch.setattr(experiments.engine, "fit", diverge)
     experiments.main(["decoders", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1",
                       "--variants", "fcn-basic-no-dim-reduction", "--runs", str(tmp_path / "runs"),
                       "--report", str(tmp_path / "docs")])

@@ -115,11 +115,13 @@ def test_export_command_round_trip(tmp_path, capsys):
     """A checkpoint -> OUT.pt (+ OUT.json) -> the twin loads it -> back into ours: same logits."""
     import json
 
-    from tinysegnet import checkpoint, export
+    from tinysegnet import checkpoint, engine, export
     model = build("segnet-basic", width=6, kernel=3)
     model.forward(np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32))
     ckpt = tmp_path / "best.npz"
-    checkpoint.save(str(ckpt), model.state_dict(), dict(model=model.config, mean=[0, 0, 0], std=[1, 1, 1], epoch=3))
+    config = engine.RunConfig(mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    progress = dict(epoch=3, best_miou=0.5, best_epoch=3, history=[], rng={})
+    checkpoint.save(str(ckpt), model.state_dict(), engine.checkpoint_meta(config, model.config, progress))
     export.main([str(ckpt), str(tmp_path / "run.pt")])
     info = json.loads((tmp_path / "run.json").read_text())
     net = bridge.torch_model(info["model"])

@@ -28,7 +28,7 @@ def test_run_folder_contents(run_dir, capsys):
     assert [r["epoch"] for r in lines] == [1, 2]
     assert all(0 <= r["mIoU"] <= 1 and r["loss"] > 0 for r in lines)
     _, optim, meta = checkpoint.load(str(run_dir / "last.npz"))
-    assert meta["epoch"] == 2 and meta["model"]["name"] == "segnet-basic" and optim
+    assert meta["progress"]["epoch"] == 2 and meta["model"]["name"] == "segnet-basic" and optim
 
 
 def test_resume_continues_as_if_never_stopped(tiny_set, run_dir, tmp_path):
@@ -36,7 +36,7 @@ def test_resume_continues_as_if_never_stopped(tiny_set, run_dir, tmp_path):
     train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", "2", "--quiet"])
     straight, _, _ = checkpoint.load(str(run_dir / "last.npz"))
     resumed, _, meta = checkpoint.load(str(tmp_path / "last.npz"))
-    assert meta["epoch"] == 2
+    assert meta["progress"]["epoch"] == 2
     for name in straight:
         np.testing.assert_array_equal(straight[name], resumed[name], err_msg=name)
 
@@ -52,7 +52,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_set, tmp_path
     _train(tiny_set, tmp_path, "--epochs", "1")
     with pytest.raises(SystemExit, match="loss is (nan|inf).*last good checkpoint"):
         train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", "3", "--lr", "1e30", "--quiet"])
-    assert checkpoint.load(str(tmp_path / "last.npz"))[2]["epoch"] == 1
+    assert checkpoint.load(str(tmp_path / "last.npz"))[2]["progress"]["epoch"] == 1
 
 
 def test_bad_arguments_and_data(tmp_path):
@@ -110,6 +110,6 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tiny_set, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "interrupted: saved" in err
     _, _, meta = checkpoint.load(str(tmp_path / "last.npz"))
-    assert 1 <= meta["epoch"] < 500
-    train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", str(meta["epoch"] + 1), "--quiet"])
-    assert checkpoint.load(str(tmp_path / "last.npz"))[2]["epoch"] == meta["epoch"] + 1
+    assert 1 <= meta["progress"]["epoch"] < 500
+    train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", str(meta["progress"]["epoch"] + 1), "--quiet"])
+    assert checkpoint.load(str(tmp_path / "last.npz"))[2]["progress"]["epoch"] == meta["progress"]["epoch"] + 1

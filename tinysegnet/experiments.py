@@ -14,10 +14,8 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import checkpoint, train
+from . import engine
 from .backend import array_module, resolve_device, to_device
-from .data import transforms
-from .evaluate import load_eval_data, load_model, score_split
 from .files import write_text
 from .models import VARIANTS, SegNetBasic, build
 from .timing import timeit
@@ -34,14 +32,13 @@ def inference_ms(model, size, device, repeat=3):
 
 
 def measure(variant, run_dir, device):
-    model, meta = load_model(os.path.join(run_dir, "best.npz"), device)
-    size = tuple(meta["size"])
-    split, _ = load_eval_data(meta, None, "val")
-    mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
-    scores, _ = score_split(model, split, mean, std, 8, device, boundary_f1=True)
+    """The table row of a trained variant: its best checkpoint scored on the val split."""
+    model, config, progress = engine.load_run(os.path.join(run_dir, "best.npz"), device)
+    split, _ = engine.load_eval_data(config, "val")
+    scores, _ = engine.evaluate_split(model, split, config, 8, device, boundary_f1=True)
     return dict(variant=variant, parameters=model.num_parameters(),
-                storage=storage_multiplier(model, size),
-                ms=inference_ms(model, size, device), epoch=meta["best_epoch"],
+                storage=storage_multiplier(model, tuple(config.size)),
+                ms=inference_ms(model, config.size, device), epoch=progress["best_epoch"],
                 **{k: scores[k] for k in ("G", "C", "mIoU", "BF")})
 
 
@@ -54,7 +51,26 @@ def storage_multiplier(model, size):
 
 def _trained(run_dir, epochs):
     path = os.path.join(run_dir, "last.npz")
-    return os.path.exists(path) and checkpoint.load(path)[2]["epoch"] >= epochs
+    return os.path.exists(path) and engine.load_run(path)[2]["epoch"] >= epochs
+
+
+def train_variant(variant, run_dir, args):
+    """Train one variant with the shared protocol (or continue its run). A diverged variant
+    is a row of the table, not the end of it: returns False then."""
+    config = engine.RunConfig.for_data(os.path.abspath(args.data_dir) if args.data_dir else None,
+                                       model=variant, size=tuple(args.size) if args.size else None,
+                                       epochs=args.epochs, batch_size=args.batch_size,
+                                       device=args.device)
+    last = os.path.join(run_dir, "last.npz")
+    run = (engine.restore(last, epochs=args.epochs, device=args.device) if os.path.exists(last)
+           else engine.start(config, run_dir))
+    try:
+        engine.fit(run, on_epoch=lambda run, r, best: print(
+            f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val mIoU {100 * r['mIoU']:.1f}", flush=True))
+    except engine.Diverged as e:
+        print(f"{variant}: {e}")
+        return False
+    return True
 
 
 def write_report(rows, command, folder):
@@ -104,12 +120,6 @@ def decoders(argv):
     p.add_argument("--report", default="docs", help="folder for decoders.md and decoders.png")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     args = p.parse_args(argv)
-    common = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--quiet",
-              "--device", args.device]
-    if args.data_dir:
-        common += ["--data-dir", args.data_dir]
-    if args.size:
-        common += ["--size", *map(str, args.size)]
     rows = []
     for variant in args.variants:
         run_dir = os.path.join(args.runs, variant)
@@ -118,11 +128,9 @@ def decoders(argv):
             print(f"already trained for {args.epochs} epochs in {run_dir}")
         else:
             try:
-                train.main(["--model", variant, "--out", run_dir] + common)
-            except SystemExit as e:  # a diverged variant is a result, not the end of the table
-                if "loss is" not in str(e):
-                    raise
-                print(e)
+                train_variant(variant, run_dir, args)
+            except (ValueError, FileNotFoundError, RuntimeError) as e:
+                sys.exit(f"experiments: {e}")
         if os.path.exists(os.path.join(run_dir, "best.npz")):
             rows.append(measure(variant, run_dir, resolve_device(args.device)))
         else:

@@ -17,10 +17,9 @@ import json
 import os
 import sys
 
-from . import checkpoint
+from . import engine
 from .files import atomic_path, write_text
 from .interop import torch as bridge
-from .models import from_config
 
 
 def main(argv=None):
@@ -39,9 +38,7 @@ def main(argv=None):
                 f"name or add --overwrite")
     try:
         import torch
-        state, _, meta = checkpoint.load(args.checkpoint)
-        model = from_config(meta["model"])
-        model.load_state_dict(state)
+        model, config, progress = engine.load_run(args.checkpoint)
         torch_state = bridge.torch_state_dict(model)
     except ImportError:
         sys.exit("export: PyTorch is not installed (pip install torch)")
@@ -49,8 +46,8 @@ def main(argv=None):
         sys.exit(f"export: {e}")
     with atomic_path(args.out) as tmp:
         torch.save(torch_state, tmp)
-    info = dict(model=meta["model"], mean=meta.get("mean"), std=meta.get("std"),
-                epoch=meta.get("epoch"), source=os.path.abspath(args.checkpoint))
+    info = dict(model=model.config, mean=config.mean, std=config.std, size=list(config.size),
+                epoch=progress["epoch"], source=os.path.abspath(args.checkpoint))
     write_text(sidecar, json.dumps(info, indent=2) + "\n")
     print(f"wrote {args.out} ({len(torch_state)} tensors) and {sidecar}")
 

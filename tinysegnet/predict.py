@@ -8,15 +8,12 @@ import argparse
 import os
 import sys
 
-import numpy as np
 from PIL import Image
 
-from .backend import resolve_device, to_device, to_numpy
-from .data import transforms
+from . import engine
+from .backend import resolve_device
 from .data.camvid import DataError, read_image
-from .evaluate import load_model
 from .files import atomic_path
-from .functional import resize_scores
 from .viz import colorize, overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -38,17 +35,6 @@ def find_images(paths):
     return found
 
 
-def segment(model, image, meta, device):
-    """Class ids (H, W) for one RGB uint8 image, at its own size."""
-    size = tuple(meta["size"])
-    small = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
-    x = transforms.standardize(small[None], np.asarray(meta["mean"], np.float32),
-                               np.asarray(meta["std"], np.float32))
-    logits = model.forward(to_device(x, device))
-    logits = resize_scores(logits, image.shape[:2])
-    return to_numpy(logits.argmax(axis=1)[0]).astype(np.uint8)
-
-
 def save_png(array, path):
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp)
@@ -63,12 +49,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         device = resolve_device(args.device)
-        model, meta = load_model(args.checkpoint, device)
+        model, config, _ = engine.load_run(args.checkpoint, device)
         paths = find_images(args.inputs)
         os.makedirs(args.out, exist_ok=True)
         for path in paths:
             image = read_image(path, "RGB")
-            labels = segment(model, image, meta, device)
+            labels = engine.predict(model, image, config, device)
             stem = os.path.splitext(os.path.basename(path))[0]
             save_png(colorize(labels), os.path.join(args.out, f"{stem}_labels.png"))
             save_png(overlay(image, labels), os.path.join(args.out, f"{stem}_overlay.png"))

@@ -1,0 +1,104 @@
+"""The engine as a library: the run config and its checkpoint metadata, fit without printing."""
+
+import ast
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+from tinysegnet import checkpoint, engine
+from tinysegnet.engine import ConfigError, RunConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMANDS = {"train", "evaluate", "predict", "export", "bench", "experiments", "lessons"}
+
+
+def test_config_round_trips_through_json():
+    config = RunConfig.for_data("/data/camvid", model="segnet", lr=0.05, mean=[1.0, 2.0, 3.0])
+    assert (config.size, config.batch_size, config.epochs) == ((90, 120), 12, 60)  # CamVid's defaults
+    assert RunConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lr", float("nan"), "lr must be a finite number > 0"),
+    ("momentum", 1.5, "momentum must be a number in"),
+    ("weight_decay", float("inf"), "weight_decay must be a finite"),
+    ("batch_size", 0, "batch_size must be an integer >= 1"),
+    ("size", [90], "size must be two positive integers"),
+    ("class_weighting", "inverse", "class_weighting must be"),
+    ("flip", "yes", "flip must be true or false"),
+])
+def test_bad_fields_are_named_in_one_line(field, value, message):
+    data = dict(RunConfig().to_json(), **{field: value})
+    with pytest.raises(ConfigError, match=message) as e:
+        RunConfig.from_json(data)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_and_unknown_fields_are_named():
+    data = RunConfig().to_json()
+    del data["seed"]
+    with pytest.raises(ConfigError, match="missing field seed"):
+        RunConfig.from_json(data)
+    with pytest.raises(ConfigError, match="unknown field colour"):
+        RunConfig.from_json(dict(RunConfig().to_json(), colour="red"))
+
+
+def test_metadata_format_is_checked():
+    meta = engine.checkpoint_meta(RunConfig(), {"name": "segnet-basic"},
+                                  dict(epoch=1, best_miou=0.1, best_epoch=1, history=[], rng={}))
+    config, model, progress = engine.read_meta(meta, "x.npz")
+    assert config == RunConfig() and model == {"name": "segnet-basic"} and progress["epoch"] == 1
+    with pytest.raises(ConfigError, match="x.npz: checkpoint format 2 is newer"):
+        engine.read_meta(dict(meta, format=2), "x.npz")
+    with pytest.raises(ConfigError, match="x.npz: metadata has no 'progress'"):
+        engine.read_meta({k: v for k, v in meta.items() if k != "progress"}, "x.npz")
+
+
+def test_checkpoints_of_tinysegnet_0_2_are_read():
+    legacy = dict(model={"name": "segnet-basic", "n_classes": 11}, epoch=4, size=[32, 48],
+                  data_dir=None, data_seed=0, mean=[1.0] * 3, std=[2.0] * 3, class_weights=None,
+                  optimizer=dict(lr=0.1, momentum=0.9, weight_decay=5e-4), batch_size=3,
+                  flip=True, best_miou=0.2, best_epoch=3, history=[], rng={})
+    config, model, progress = engine.read_meta(legacy, "old.npz")
+    assert config.size == (32, 48) and config.class_weighting == "none" and progress["epoch"] == 4
+
+
+def test_fit_is_silent_and_reports_through_callbacks(tiny_set, tmp_path, capsys):
+    config = RunConfig.for_data(tiny_set, size=(32, 48), batch_size=3, epochs=2, device="cpu")
+    run = engine.start(config, str(tmp_path))
+    seen = []
+    history = engine.fit(run, on_epoch=lambda run, record, best: seen.append(record["epoch"]))
+    assert seen == [1, 2] and [r["epoch"] for r in history] == [1, 2]
+    assert capsys.readouterr().out == ""
+    model, saved, progress = engine.load_run(str(tmp_path / "last.npz"))
+    assert saved == run.config and saved.mean is not None and progress["epoch"] == 2
+
+
+def test_divergence_in_the_first_epoch_names_no_checkpoint(tiny_set, tmp_path):
+    config = RunConfig.for_data(tiny_set, size=(32, 48), batch_size=3, epochs=1, lr=1e30, device="cpu")
+    with pytest.raises(engine.Diverged) as e:
+        engine.fit(engine.start(config, str(tmp_path)))
+    assert e.value.last_good is None and "loss is" in str(e.value)
+    assert not os.path.exists(tmp_path / "last.npz")
+
+
+def test_no_command_imports_another_command():
+    for name in COMMANDS:
+        tree = ast.parse(open(os.path.join(ROOT, "tinysegnet", f"{name}.py")).read())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported |= {node.module} if node.module else {a.name for a in node.names}
+        assert not {m.split(".")[0] for m in imported} & (COMMANDS - {name}), (name, imported)
+
+
+def test_the_engine_never_prints_or_parses_arguments():
+    folder = os.path.join(ROOT, "tinysegnet", "engine")
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(folder, name)).read())
+            calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+            modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            assert "print" not in calls and "argparse" not in modules, name

@@ -1,0 +1,238 @@
+"""The training loop: one epoch, a whole run, resuming one.
+
+No printing and no argparse here: progress goes to callbacks, so the ``train`` command gives
+them a progress bar and lines of text, a lesson a plot, an experiment nothing at all.
+
+A run folder holds ``last.npz`` (the last finished epoch, resumable), ``best.npz`` (the
+best validation mIoU), ``metrics.jsonl`` (one line per epoch), ``curves.png`` and
+``predictions.png``.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+
+import numpy as np
+
+from .. import checkpoint, viz
+from ..backend import resolve_device, to_device
+from ..data import camvid, synthetic, transforms
+from ..data.camvid import CLASSES, VOID
+from ..files import atomic_path
+from ..functional import check_labels, softmax_cross_entropy
+from ..models import build, from_config
+from ..optim import SGD
+from .config import checkpoint_meta, read_meta
+from .inference import evaluate_split, recompute_bn_statistics
+
+
+class Diverged(RuntimeError):
+    """The loss became non-finite. ``last_good`` is the checkpoint of the last finished epoch,
+    or None when no epoch finished."""
+
+    def __init__(self, message, last_good):
+        super().__init__(message)
+        self.last_good = last_good
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during training; ``checkpoint`` is the resumable last.npz written."""
+
+    def __init__(self, checkpoint_path, epoch):
+        super().__init__(f"interrupted in epoch {epoch}")
+        self.checkpoint, self.epoch = checkpoint_path, epoch
+
+
+@dataclasses.dataclass
+class Run:
+    """A run in memory: what :func:`start` or :func:`restore` returns and :func:`fit` trains."""
+    config: object
+    model: object
+    optimizer: object
+    rng: object
+    progress: dict
+    train_split: object
+    val_split: object
+    out_dir: str
+    device: str
+
+    @property
+    def class_weights(self):
+        w = self.config.class_weights
+        return None if w is None else to_device(np.asarray(w, np.float32), self.device)
+
+
+def load_data(config):
+    """(train, val) splits at the config's size: CamVid from ``data_dir``, else the synthetic set."""
+    size = tuple(config.size)
+    if config.data_dir is None:
+        return (synthetic.load_synthetic_split("train", size, config.seed),
+                synthetic.load_synthetic_split("val", size, config.seed))
+    return (camvid.load_camvid_split(config.data_dir, "train", size),
+            camvid.load_camvid_split(config.data_dir, "val", size))
+
+
+def start(config, out_dir):
+    """A new run: loads the data, fills the config's data statistics (input mean and std,
+    median-frequency class weights) from the training split, builds model and optimiser."""
+    device = resolve_device(config.device)
+    train_split, val_split = load_data(config)
+    mean, std = transforms.channel_stats(train_split.images)
+    weights = (transforms.median_frequency_weights(train_split.labels, len(CLASSES), VOID)
+               if config.class_weighting == "median" else None)
+    config = dataclasses.replace(config, mean=mean.tolist(), std=std.tolist(),
+                                 class_weights=None if weights is None else weights.tolist())
+    model = build(config.model, n_classes=len(CLASSES), seed=config.seed).to(device)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                    weight_decay=config.weight_decay)
+    progress = dict(epoch=0, best_miou=-1.0, best_epoch=None, history=[])
+    return Run(config, model, optimizer, np.random.default_rng(config.seed), progress,
+               train_split, val_split, out_dir, device)
+
+
+def restore(path, out_dir=None, **changes):
+    """The run saved in checkpoint ``path``, to continue. ``changes`` replace config fields
+    (epochs to reach; lr, momentum, weight_decay, device); ``out_dir`` defaults to the
+    checkpoint's folder."""
+    state, optim_state, meta = checkpoint.load(path)
+    config, model_config, progress = read_meta(meta, path)
+    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    config.validate()
+    device = resolve_device(config.device)
+    model = from_config(model_config)
+    model.load_state_dict(state)
+    model.to(device)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                    weight_decay=config.weight_decay)
+    optimizer.load_state_dict(optim_state)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = progress["rng"]
+    train_split, val_split = load_data(config)
+    return Run(config, model, optimizer, rng, dict(progress), train_split, val_split,
+               out_dir or os.path.dirname(os.path.abspath(path)), device)
+
+
+def train_epoch(run, on_batch=None):
+    """One pass over the training split in shuffled batches; returns the mean loss.
+
+    Per batch: flip (if configured), standardise, forward, weighted cross-entropy over the
+    valid pixels, backward, SGD step. ``on_batch(images_done, mean_loss)`` reports progress.
+    Raises FloatingPointError on a non-finite loss.
+    """
+    model, config = run.model.train(), run.config
+    mean, std = np.asarray(config.mean, np.float32), np.asarray(config.std, np.float32)
+    weights = run.class_weights
+    total, count = 0.0, 0
+    for step, index in enumerate(transforms.batches(len(run.train_split), config.batch_size, run.rng)):
+        images, labels = run.train_split.images[index], run.train_split.labels[index]
+        if config.flip:
+            images, labels = transforms.random_flip(images, labels, run.rng)
+        check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
+        x = to_device(transforms.standardize(images, mean, std), run.device)
+        y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
+        loss, dlogits = softmax_cross_entropy(model.forward(x), y, weights, VOID)
+        loss = float(loss)  # the step's one wait for the device
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss} at step {step + 1}")
+        model.backward(dlogits)
+        run.optimizer.step()
+        total, count = total + loss * len(index), count + len(index)
+        if on_batch:
+            on_batch(count, total / count)
+    return total / count
+
+
+def save(run, name, rng_state=None):
+    """Write ``run.out_dir/name`` (atomic): weights, optimiser state, metadata."""
+    progress = dict(run.progress, rng=rng_state or run.rng.bit_generator.state)
+    meta = checkpoint_meta(run.config, run.model.config, progress)
+    path = os.path.join(run.out_dir, name)
+    checkpoint.save(path, run.model.state_dict(), meta, run.optimizer.state_dict())
+    return path
+
+
+def _write_pictures(run, predictions):
+    viz.training_curves(run.progress["history"], os.path.join(run.out_dir, "curves.png"))
+    split = run.val_split
+    shown = np.linspace(0, len(split) - 1, min(4, len(split))).astype(int)
+    viz.prediction_grid(split.images[shown], split.labels[shown], predictions[shown],
+                        os.path.join(run.out_dir, "predictions.png"),
+                        f"validation, epoch {run.progress['epoch']}")
+
+
+def _append_metrics(run, record, class_iou):
+    """Add one line to metrics.jsonl: the file rewritten atomically, never half a line."""
+    path = os.path.join(run.out_dir, "metrics.jsonl")
+    old = open(path).read() if os.path.exists(path) else ""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(old + json.dumps(dict(record, class_iou=class_iou)) + "\n")
+
+
+def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
+    """Train ``run`` until ``run.config.epochs``; returns the history (one dict per epoch).
+
+    After every epoch: validate, save last.npz (and best.npz on a new best val mIoU), append
+    to metrics.jsonl, redraw the pictures, then ``on_epoch(run, record, is_best)``.
+    ``recompute_bn``: at the end, batch-norm statistics over the training split
+    (SegNet-Tutorial's procedure) replace the running averages in last.npz and best.npz.
+
+    Raises :class:`Diverged` on a non-finite loss (the last good checkpoint untouched) and
+    :class:`Interrupted` on Ctrl-C or SIGTERM (mid-epoch weights saved to last.npz with the
+    random state of the epoch's start, so a resume redoes that epoch).
+    """
+    os.makedirs(run.out_dir, exist_ok=True)
+    progress = run.progress
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # nohup'd runs stopped
+    epoch_rng_state = run.rng.bit_generator.state
+    epoch = progress["epoch"]
+    try:
+        for epoch in range(progress["epoch"] + 1, run.config.epochs + 1):
+            epoch_rng_state = run.rng.bit_generator.state
+            try:
+                loss, seconds = _timed(lambda: train_epoch(run, on_batch))
+            except FloatingPointError as e:
+                last = os.path.join(run.out_dir, "last.npz")
+                raise Diverged(f"{e} in epoch {epoch}", last if progress["epoch"] else None) from None
+            scores, predictions = evaluate_split(run.model, run.val_split, run.config,
+                                                 run.config.batch_size, run.device)
+            record = dict(epoch=epoch, loss=loss, seconds=seconds, G=scores["G"], C=scores["C"],
+                          mIoU=scores["mIoU"])
+            progress["epoch"] = epoch
+            progress["history"].append(record)
+            _append_metrics(run, record, scores["class_iou"])
+            best = scores["mIoU"] > progress["best_miou"]
+            if best:
+                progress["best_miou"], progress["best_epoch"] = scores["mIoU"], epoch
+            save(run, "last.npz")
+            if best:
+                save(run, "best.npz")
+            _write_pictures(run, predictions)
+            if on_epoch:
+                on_epoch(run, record, best)
+    except KeyboardInterrupt:
+        raise Interrupted(save(run, "last.npz", epoch_rng_state), epoch) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if recompute_bn:
+        _recompute_bn_in_checkpoints(run)
+    return progress["history"]
+
+
+def _recompute_bn_in_checkpoints(run):
+    recompute_bn_statistics(run.model, run.train_split, run.config, run.config.batch_size, run.device)
+    save(run, "last.npz")
+    best = os.path.join(run.out_dir, "best.npz")
+    if os.path.exists(best):
+        best_run = restore(best, run.out_dir, device=run.device)
+        recompute_bn_statistics(best_run.model, best_run.train_split, best_run.config,
+                                best_run.config.batch_size, best_run.device)
+        save(best_run, "best.npz", best_run.rng.bit_generator.state)
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
