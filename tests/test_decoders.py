@@ -4,7 +4,7 @@ import pytest
 from tinysegnet import functional as F
 from tinysegnet.gradcheck import check_gradients
 from tinysegnet.models import VARIANTS, build
-from tinysegnet.models.decoders import DecoderVariant
+from tinysegnet.models.decoders import DecoderVariant, storage_multiplier
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -29,7 +29,6 @@ def test_parameters_follow_the_papers_pattern():
 
 def test_storage_multipliers_are_the_papers():
     """Table 1's storage multipliers: bits kept (indices at 2, floats at 32) over SegNet-Basic's."""
-    from tinysegnet.experiments import storage_multiplier
     ratio = {v: storage_multiplier(build(v), (360, 480)) for v in ("segnet-basic",) + VARIANTS}
     assert ratio["segnet-basic"] == ratio["segnet-basic-single-channel-decoder"] == 1
     assert ratio["bilinear"] == 0 and ratio["fcn-basic-no-addition"] == 0

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from . import engine
 from .backend import array_module, resolve_device, to_device
 from .files import write_text
-from .models import VARIANTS, SegNetBasic, build
+from .models import VARIANTS, build
+from .models.decoders import storage_multiplier
 from .timing import timeit
 
 ORDER = ("segnet-basic",) + VARIANTS
@@ -40,13 +41,6 @@ def measure(variant, run_dir, device):
                 storage=storage_multiplier(model, tuple(config.size)),
                 ms=inference_ms(model, config.size, device), epoch=progress["best_epoch"],
                 **{k: scores[k] for k in ("G", "C", "mIoU", "BF")})
-
-
-def storage_multiplier(model, size):
-    """Bits kept from the encoder (indices at 2 bits, float maps at 32) over SegNet-Basic's."""
-    indices, floats = model.kept_from_encoder(*size)
-    reference, _ = SegNetBasic().kept_from_encoder(*size)
-    return (2 * indices + 32 * floats) / (2 * reference)
 
 
 def _trained(run_dir, epochs):

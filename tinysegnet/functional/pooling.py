@@ -29,7 +29,8 @@ from ._checks import require_float, require_ndim
 _OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
-def _pooled_size(h, w):
+def pooled_size(h, w):
+    """(ceil(h / 2), ceil(w / 2)): the map size 2x2 ceil-mode pooling leaves (45 x 60 -> 23 x 30)."""
     return -(-h // 2), -(-w // 2)
 
 
@@ -44,7 +45,7 @@ def maxpool2x2_forward(x):
     require_float("maxpool2x2_forward", "x", x)
     xp = xp_of(x)
     N, C, H, W = x.shape
-    Ho, Wo = _pooled_size(H, W)
+    Ho, Wo = pooled_size(H, W)
     if (H % 2, W % 2) != (0, 0):
         # Ceil mode: the missing cells of the last windows can never be the maximum.
         padded = xp.full((N, C, 2 * Ho, 2 * Wo), -xp.inf, dtype=x.dtype)
@@ -78,9 +79,9 @@ def _check_unpool_args(fn, x, indices, output_shape):
     if len(output_shape) == 4 and tuple(output_shape[:2]) != tuple(x.shape[:2]):
         raise ValueError(f"{fn}: output_shape {tuple(output_shape)} does not match x "
                          f"{tuple(x.shape)} in N, C")
-    if _pooled_size(H, W) != tuple(x.shape[2:]):
+    if pooled_size(H, W) != tuple(x.shape[2:]):
         raise ValueError(f"{fn}: x {tuple(x.shape)} is not the 2x2 ceil-mode pooling of an "
-                         f"{H}x{W} map (that would be {_pooled_size(H, W)})")
+                         f"{H}x{W} map (that would be {pooled_size(H, W)})")
     return H, W
 
 
@@ -108,7 +109,7 @@ def unpool2x2_backward(dout, indices):
     xp = xp_of(dout, indices)
     N, C, Ho, Wo = indices.shape
     H, W = dout.shape[2:]
-    if dout.shape[:2] != (N, C) or _pooled_size(H, W) != (Ho, Wo):
+    if dout.shape[:2] != (N, C) or pooled_size(H, W) != (Ho, Wo):
         raise ValueError(f"unpool2x2_backward: dout {tuple(dout.shape)} does not fit indices "
                          f"{tuple(indices.shape)}")
     if (H, W) != (2 * Ho, 2 * Wo):

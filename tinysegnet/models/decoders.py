@@ -1,20 +1,28 @@
-"""The decoder variants of the paper's Table 1, all on SegNet-Basic's encoder.
+"""The decoder variants of the paper's Table 1: SegNet-Basic's encoder, other decoders.
 
 Encoder (shared): 4 x [7x7 conv 64 (no bias) -> BN -> ReLU -> 2x2 max-pool keeping indices].
-Each decoder stage i (deepest first) restores the size of encoder stage i's pool input:
+Each decoder stage (deepest first) restores the size of one encoder stage's pool input. The
+variants are made of three kinds of stage:
 
-``bilinear``                  fixed bilinear x2, then 7x7 conv + BN
-``segnet-basic-encoder-addition``  unpool, 7x7 conv + BN, plus the encoder's 64 maps
-``segnet-basic-single-channel-decoder``  unpool, then a *depthwise* 7x7 conv + BN
-``fcn-basic``                 1x1 conv reduces encoder maps to K = n_classes channels; a
-                              transposed conv (bilinear init) upsamples x2, the reduced
-                              encoder map of that size is added, then BN
-``fcn-basic-no-addition``     the same without the additions
-``fcn-basic-no-dim-reduction``  the same with all 64 encoder maps (no 1x1 reduction)
+:class:`UnpoolStage`    index unpooling, then a k x k conv (or a depthwise one) and BN;
+                        optionally plus the encoder's 64 maps of that size
+:class:`BilinearStage`  fixed bilinear x2, then a k x k conv and BN
+:class:`FCNStage`       a transposed conv (bilinear init) x2, plus the encoder map of that
+                        size (1x1-reduced to the decoder's channels, or all 64), then BN
+
+==========================================  =============================================
+``bilinear``                                BilinearStage
+``segnet-basic-encoder-addition``           UnpoolStage, adding the encoder's maps
+``segnet-basic-single-channel-decoder``     UnpoolStage with a depthwise conv
+``fcn-basic``                               FCNStage in n_classes channels, reduced skips
+``fcn-basic-no-addition``                   the same without skips
+``fcn-basic-no-dim-reduction``              FCNStage in 64 channels, raw skips
 ``fcn-basic-no-addition-no-dim-reduction``  neither
+==========================================  =============================================
 
 (SegNet-Basic itself, index unpooling + 7x7 conv + BN, is ``segnet_basic.SegNetBasic``.)
-Every variant ends with a 1x1 classifier to n_classes.
+An FCN decoder that works in n_classes channels first reduces the deepest encoder output
+with a 1x1 conv. Every variant ends with a 1x1 classifier to n_classes.
 
 Every decoder stage ends in batch norm, the FCN ones included: without it the sum of 64
 unnormalised encoder maps in ``fcn-basic-no-dim-reduction`` grows stage by stage and the
@@ -26,12 +34,99 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
-from .base import EncoderDecoder
-from .segnet_basic import BN_SHIFT_INIT, DEPTH
+from .base import BN_SHIFT_INIT, EncoderDecoder, pooled_size
+from .segnet_basic import DEPTH, SegNetBasic
 
 VARIANTS = ("bilinear", "segnet-basic-encoder-addition", "segnet-basic-single-channel-decoder",
             "fcn-basic", "fcn-basic-no-addition", "fcn-basic-no-dim-reduction",
             "fcn-basic-no-addition-no-dim-reduction")
+
+
+class Stage(nn.Module):
+    """A decoder stage: ``forward(x, skip)`` with the encoder map of the size it restores
+    (used only by stages that add it), ``backward(d) -> (dx, dskip or None)``, and
+    ``kept(h, w)``: what it keeps from the encoder for an h x w encoder map, as
+    (pooling indices, float values)."""
+
+    adds = False
+
+    def kept(self, h, w):
+        return 0, 0
+
+
+class UnpoolStage(Stage):
+    """unpool (the paired pool's indices) -> k x k conv (depthwise if asked) -> BN [+ skip]."""
+
+    def __init__(self, pool, width, kernel, rng, depthwise=False, add_encoder=False):
+        super().__init__()
+        self.up = nn.Unpool2x2(pool)
+        conv = (nn.DepthwiseConv2d(width, kernel, rng=rng) if depthwise
+                else nn.Conv2d(width, width, kernel, bias=False, rng=rng))
+        self.body = nn.Sequential(conv, nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT))
+        self.adds, self.width = add_encoder, width
+
+    def forward(self, x, skip):
+        x = self.body.forward(self.up.forward(x))
+        return F.add_forward(x, skip)[0] if self.adds else x
+
+    def backward(self, d):
+        dskip = F.add_backward(d)[1] if self.adds else None
+        return self.up.backward(self.body.backward(d)), dskip
+
+    def kept(self, h, w):
+        ph, pw = pooled_size(h, w)
+        return self.width * ph * pw, (self.width * h * w if self.adds else 0)
+
+
+class BilinearStage(Stage):
+    """fixed bilinear x2 -> k x k conv -> BN: nothing kept from the encoder but its size."""
+
+    def __init__(self, pool, width, kernel, rng):
+        super().__init__()
+        self.up = nn.BilinearUpsample(pool)
+        self.body = nn.Sequential(nn.Conv2d(width, width, kernel, bias=False, rng=rng),
+                                  nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT))
+
+    def forward(self, x, skip):
+        return self.body.forward(self.up.forward(x))
+
+    def backward(self, d):
+        return self.up.backward(self.body.backward(d)), None
+
+
+class FCNStage(Stage):
+    """transposed conv x2 -> [+ encoder map, 1x1-reduced to ``channels`` if ``reduce_from``] -> BN.
+
+    ``channels``: the decoder's width (n_classes, or the encoder's 64 without reduction);
+    ``add_encoder``: whether the encoder map is added; ``reduce_from``: the encoder's width,
+    reduced by a 1x1 conv with bias (None: the map is added as it is).
+    """
+
+    def __init__(self, pool, channels, rng, add_encoder, reduce_from=None):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(channels, pool)
+        self.adds, self.channels = add_encoder, channels
+        self.reduce = (nn.Conv2d(reduce_from, channels, 1, bias=True, rng=rng)
+                       if add_encoder and reduce_from else None)
+        self.norm = nn.BatchNorm2d(channels, beta_init=BN_SHIFT_INIT)
+
+    def forward(self, x, skip):
+        x = self.up.forward(x)
+        if self.adds:
+            x = F.add_forward(x, self.reduce.forward(skip) if self.reduce else skip)[0]
+        return self.norm.forward(x)
+
+    def backward(self, d):
+        d = self.norm.backward(d)
+        dskip = None
+        if self.adds:
+            d, dskip = F.add_backward(d)
+            if self.reduce:
+                dskip = self.reduce.backward(dskip)
+        return self.up.backward(d), dskip
+
+    def kept(self, h, w):
+        return 0, (self.channels * h * w if self.adds else 0)
 
 
 class DecoderVariant(EncoderDecoder):
@@ -43,9 +138,6 @@ class DecoderVariant(EncoderDecoder):
             raise ValueError(f"unknown decoder variant {variant!r}: choose one of {', '.join(VARIANTS)}")
         self.config = dict(name=variant, n_classes=n_classes, in_channels=in_channels, width=width,
                            kernel=kernel, seed=seed)
-        self.variant = variant
-        self.fcn = variant.startswith("fcn")
-        self.adds = variant in ("segnet-basic-encoder-addition", "fcn-basic", "fcn-basic-no-dim-reduction")
         rng = np.random.default_rng(seed)
         self.stages, self.pools = [], []
         channels = in_channels
@@ -55,28 +147,23 @@ class DecoderVariant(EncoderDecoder):
                 nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT), nn.ReLU()))
             self.pools.append(nn.MaxPool2x2())
             channels = width
-        reduce = self.fcn and "no-dim-reduction" not in variant
-        k = n_classes if reduce else width  # channels the FCN decoder works in
-        self.ups, self.convs, self.skips, self.norms = [], [], [], []
+        fcn = variant.startswith("fcn")
+        reduce = fcn and "no-dim-reduction" not in variant
+        decoder_width = n_classes if reduce else width
+        adds = variant in ("segnet-basic-encoder-addition", "fcn-basic", "fcn-basic-no-dim-reduction")
+        self.ups = []  # the decoder stages, deepest first
         for pool in reversed(self.pools):
-            if self.fcn:
-                self.ups.append(nn.ConvTranspose2d(k, pool))
-                self.norms.append(nn.BatchNorm2d(k, beta_init=BN_SHIFT_INIT))
+            if fcn:
+                stage = FCNStage(pool, decoder_width, rng, adds, width if reduce else None)
             elif variant == "bilinear":
-                self.ups.append(nn.BilinearUpsample(pool))
+                stage = BilinearStage(pool, width, kernel, rng)
             else:
-                self.ups.append(nn.Unpool2x2(pool))
-            if variant == "segnet-basic-single-channel-decoder":
-                self.convs.append(nn.Sequential(nn.DepthwiseConv2d(width, kernel, rng=rng),
-                                                nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT)))
-            elif not self.fcn:
-                self.convs.append(nn.Sequential(nn.Conv2d(width, width, kernel, bias=False, rng=rng),
-                                                nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT)))
-            if reduce and self.adds:
-                self.skips.append(nn.Conv2d(width, k, 1, bias=True, rng=rng))
-        # FCN: the deepest encoder output is reduced to k channels before the first upsampling.
-        self.top = nn.Conv2d(width, k, 1, bias=True, rng=rng) if reduce else None
-        self.classifier = nn.Conv2d(k if self.fcn else width, n_classes, 1, bias=True, rng=rng)
+                stage = UnpoolStage(pool, width, kernel, rng, depthwise="single-channel" in variant,
+                                    add_encoder=adds)
+            self.ups.append(stage)
+        # FCN in n_classes channels: the deepest encoder output is reduced before upsampling.
+        self.top = nn.Conv2d(width, decoder_width, 1, bias=True, rng=rng) if reduce else None
+        self.classifier = nn.Conv2d(decoder_width, n_classes, 1, bias=True, rng=rng)
 
     def forward(self, x):
         features = []
@@ -86,29 +173,16 @@ class DecoderVariant(EncoderDecoder):
             x = pool.forward(x)
         if self.top is not None:
             x = self.top.forward(x)
-        for i, up in enumerate(self.ups):
-            x = up.forward(x)
-            if self.convs:
-                x = self.convs[i].forward(x)
-            if self.adds:
-                skip = features[DEPTH - 1 - i]
-                x, _ = F.add_forward(x, self.skips[i].forward(skip) if self.skips else skip)
-            if self.norms:
-                x = self.norms[i].forward(x)
+        for stage, skip in zip(self.ups, reversed(features)):
+            x = stage.forward(x, skip)
         return self.classifier.forward(x)
 
     def backward(self, dlogits):
         d = self.classifier.backward(dlogits)
-        skip_grads = [None] * DEPTH
-        for i in reversed(range(DEPTH)):
-            if self.norms:
-                d = self.norms[i].backward(d)
-            if self.adds:
-                d, dskip = F.add_backward(d)
-                skip_grads[DEPTH - 1 - i] = self.skips[i].backward(dskip) if self.skips else dskip
-            if self.convs:
-                d = self.convs[i].backward(d)
-            d = self.ups[i].backward(d)
+        skip_grads = []
+        for stage in reversed(self.ups):
+            d, dskip = stage.backward(d)
+            skip_grads.append(dskip)  # shallowest first, as the encoder stages go
         if self.top is not None:
             d = self.top.backward(d)
         for i in reversed(range(DEPTH)):
@@ -120,13 +194,18 @@ class DecoderVariant(EncoderDecoder):
 
     def kept_from_encoder(self, h, w):
         """What the decoder keeps from the encoder for one h x w image, as counts of values:
-        ``(pooling indices, float feature-map values)``."""
+        ``(pooling indices, float feature-map values)``, summed over its stages."""
         indices = floats = 0
-        width = self.config["width"]
-        for _ in range(DEPTH):
-            if self.adds:  # the encoder map at this resolution, reduced or not
-                floats += (self.skips[0].weight.data.shape[0] if self.skips else width) * h * w
-            h, w = -(-h // 2), -(-w // 2)
-            if isinstance(self.ups[0], nn.Unpool2x2):
-                indices += width * h * w
+        for stage in reversed(self.ups):  # shallowest first: stage i restores an h x w map
+            i, f = stage.kept(h, w)
+            indices, floats = indices + i, floats + f
+            h, w = pooled_size(h, w)
         return indices, floats
+
+
+def storage_multiplier(model, size):
+    """Table 1's storage multiplier: bits kept from the encoder (indices at 2, float maps at 32)
+    over SegNet-Basic's."""
+    indices, floats = model.kept_from_encoder(*size)
+    reference, _ = SegNetBasic().kept_from_encoder(*size)
+    return (2 * indices + 32 * floats) / (2 * reference)

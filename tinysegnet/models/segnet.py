@@ -14,10 +14,9 @@ the width the encoder block started from. As in the original Caffe model the dec
 import numpy as np
 
 from .. import nn
-from .base import EncoderDecoder
+from .base import BN_SHIFT_INIT, EncoderDecoder
 
 VGG16_BLOCKS = ((1, 1), (2, 2), (4, 4, 4), (8, 8, 8), (8, 8, 8))  # widths in units of base_width
-BN_SHIFT_INIT = 0.001
 
 
 def _conv_bn_relu(cin, cout, rng, input_grad=True):

@@ -12,10 +12,9 @@ Caffe's original feeds a local-contrast-normalised image; we standardise inputs 
 import numpy as np
 
 from .. import nn
-from .base import EncoderDecoder
+from .base import BN_SHIFT_INIT, EncoderDecoder, pooled_size
 
 DEPTH = 4
-BN_SHIFT_INIT = 0.001  # the original Caffe model's batch-norm shift filler
 
 
 class SegNetBasic(EncoderDecoder):
@@ -46,6 +45,6 @@ class SegNetBasic(EncoderDecoder):
         ``(pooling indices, float feature-map values)`` = (one per pooled value, 0)."""
         indices = 0
         for _ in range(DEPTH):
-            h, w = -(-h // 2), -(-w // 2)
+            h, w = pooled_size(h, w)
             indices += self.config["width"] * h * w
         return indices, 0
