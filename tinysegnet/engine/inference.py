@@ -15,7 +15,7 @@ from ..nn import BatchNorm2d
 from .config import read_meta
 
 
-def _inputs(images, config):
+def standardize(images, config):
     """uint8 images (N, H, W, 3) -> standardised float32 (N, 3, H, W) with the run's statistics."""
     return transforms.standardize(images, np.asarray(config.mean, np.float32),
                                   np.asarray(config.std, np.float32))
@@ -30,7 +30,7 @@ def predict_split(model, split, config, batch_size=8, device="cpu", full_res_spl
     model.eval()
     out = []
     for index in transforms.batches(len(split), batch_size):
-        logits = model.forward(to_device(_inputs(split.images[index], config), device))
+        logits = model.forward(to_device(standardize(split.images[index], config), device))
         if full_res_split is not None:
             logits = resize_scores(logits, full_res_split.size)
         out.append(to_numpy(logits.argmax(axis=1)).astype(np.uint8))
@@ -53,7 +53,7 @@ def predict(model, image, config, device="cpu"):
     run's size for the network, the class scores resized back to the image's."""
     small = np.asarray(Image.fromarray(image).resize(tuple(config.size)[::-1], Image.BILINEAR))
     model.eval()
-    logits = model.forward(to_device(_inputs(small[None], config), device))
+    logits = model.forward(to_device(standardize(small[None], config), device))
     logits = resize_scores(logits, image.shape[:2])
     return to_numpy(logits.argmax(axis=1)[0]).astype(np.uint8)
 
@@ -73,7 +73,7 @@ def recompute_bn_statistics(model, split, config, batch_size=8, device="cpu"):
         for t, index in enumerate(transforms.batches(len(split), batch_size)):
             for bn in norms:
                 bn.momentum = 1.0 / (t + 1)
-            model.forward(to_device(_inputs(split.images[index], config), device))
+            model.forward(to_device(standardize(split.images[index], config), device))
     finally:
         for bn, momentum in zip(norms, saved):
             bn.momentum = momentum

@@ -26,7 +26,7 @@ from ..functional import check_labels, softmax_cross_entropy
 from ..models import build, from_config
 from ..optim import SGD
 from .config import checkpoint_meta, read_meta
-from .inference import evaluate_split, recompute_bn_statistics
+from .inference import evaluate_split, recompute_bn_statistics, standardize
 
 
 class Diverged(RuntimeError):
@@ -123,7 +123,6 @@ def train_epoch(run, on_batch=None):
     Raises FloatingPointError on a non-finite loss.
     """
     model, config = run.model.train(), run.config
-    mean, std = np.asarray(config.mean, np.float32), np.asarray(config.std, np.float32)
     weights = run.class_weights
     total, count = 0.0, 0
     for step, index in enumerate(transforms.batches(len(run.train_split), config.batch_size, run.rng)):
@@ -131,7 +130,7 @@ def train_epoch(run, on_batch=None):
         if config.flip:
             images, labels = transforms.random_flip(images, labels, run.rng)
         check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
-        x = to_device(transforms.standardize(images, mean, std), run.device)
+        x = to_device(standardize(images, config), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
         loss, dlogits = softmax_cross_entropy(model.forward(x), y, weights, VOID)
         loss = float(loss)  # the step's one wait for the device
