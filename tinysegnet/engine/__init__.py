@@ -10,10 +10,10 @@ through callbacks.
 from .config import DEFAULTS, FORMAT, ConfigError, RunConfig, checkpoint_meta, read_meta
 from .inference import (evaluate_split, load_eval_data, load_run, predict, predict_split,
                         recompute_bn_statistics)
-from .training import (Diverged, Interrupted, Run, fit, load_data, restore, save, start,
-                       train_epoch)
+from .training import (Diverged, Interrupted, Run, RunFolderError, check_new_run_folder,
+                       check_resume_folder, fit, load_data, restore, save, start, train_epoch)
 
 __all__ = ["RunConfig", "ConfigError", "DEFAULTS", "FORMAT", "checkpoint_meta", "read_meta",
            "Run", "start", "restore", "fit", "train_epoch", "save", "load_data", "Diverged",
-           "Interrupted", "evaluate_split", "predict_split", "predict", "recompute_bn_statistics",
+           "Interrupted", "RunFolderError", "check_new_run_folder", "check_resume_folder", "evaluate_split", "predict_split", "predict", "recompute_bn_statistics",
            "load_run", "load_eval_data"]

@@ -18,10 +18,10 @@ import time
 import numpy as np
 
 from .. import checkpoint, viz
-from ..backend import resolve_device, to_device
+from ..backend import resolve_device, to_device, xp_of
 from ..data import camvid, synthetic, transforms
 from ..data.camvid import CLASSES, VOID
-from ..files import atomic_path
+from ..files import strict_json, write_text
 from ..functional import check_labels, softmax_cross_entropy
 from ..models import build, from_config
 from ..optim import SGD
@@ -39,11 +39,50 @@ class Diverged(RuntimeError):
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM during training; ``checkpoint`` is the resumable last.npz written."""
+    """Ctrl-C or SIGTERM during training. Nothing is saved mid-epoch: ``checkpoint`` is the
+    last.npz of the last finished epoch (None when none finished), so a resume repeats
+    ``epoch`` exactly as an uninterrupted run would have run it."""
 
     def __init__(self, checkpoint_path, epoch):
         super().__init__(f"interrupted in epoch {epoch}")
         self.checkpoint, self.epoch = checkpoint_path, epoch
+
+
+class RunFolderError(ValueError):
+    """A run folder that would lose work if written to (one line)."""
+
+
+RUN_FILES = ("last.npz", "best.npz", "metrics.jsonl", "curves.png", "predictions.png")
+
+
+def check_new_run_folder(out_dir, overwrite=False):
+    """Before a new run writes to ``out_dir``: refuse a folder that holds a run, unless
+    ``overwrite``, in which case that run's files are removed (so two histories never mix)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise RunFolderError(f"{out_dir} is a file, not a folder")
+    held = [f for f in RUN_FILES if os.path.exists(os.path.join(out_dir, f))]
+    if held and not overwrite:
+        raise RunFolderError(f"{out_dir} already holds a run ({', '.join(held)}): choose another "
+                             f"folder, continue it with --resume {os.path.join(out_dir, 'last.npz')}, "
+                             f"or replace it with --overwrite")
+    for f in held:
+        os.remove(os.path.join(out_dir, f))
+
+
+def check_resume_folder(path, out_dir, overwrite=False):
+    """Before resuming checkpoint ``path`` into ``out_dir``: never overwrite a later epoch
+    (resuming best.npz where last.npz is further on), nor another run's folder."""
+    epoch = read_meta(checkpoint.load(path)[2], path)[2]["epoch"]
+    last = os.path.join(out_dir, "last.npz")
+    same_folder = os.path.samefile(os.path.dirname(os.path.abspath(path)), out_dir) if os.path.isdir(out_dir) else False
+    if same_folder and os.path.exists(last) and not os.path.samefile(last, path):
+        later = read_meta(checkpoint.load(last)[2], last)[2]["epoch"]
+        if later > epoch and not overwrite:
+            raise RunFolderError(f"{path} is epoch {epoch} but {last} holds epoch {later}: resume "
+                                 f"from {last}, or branch from epoch {epoch} with --out NEW_FOLDER")
+    elif not same_folder:
+        check_new_run_folder(out_dir, overwrite)
+    return epoch
 
 
 @dataclasses.dataclass
@@ -80,6 +119,9 @@ def start(config, out_dir):
     median-frequency class weights) from the training split, builds model and optimiser."""
     device = resolve_device(config.device)
     train_split, val_split = load_data(config)
+    if not (train_split.labels != VOID).any():
+        raise ValueError("the training split has no labelled pixels (every pixel is void): "
+                         "nothing to learn from")
     mean, std = transforms.channel_stats(train_split.images)
     weights = (transforms.median_frequency_weights(train_split.labels, len(CLASSES), VOID)
                if config.class_weighting == "median" else None)
@@ -162,57 +204,76 @@ def _write_pictures(run, predictions):
                         f"validation, epoch {run.progress['epoch']}")
 
 
-def _append_metrics(run, record, class_iou):
-    """Add one line to metrics.jsonl: the file rewritten atomically, never half a line."""
-    path = os.path.join(run.out_dir, "metrics.jsonl")
-    old = open(path).read() if os.path.exists(path) else ""
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        f.write(old + json.dumps(dict(record, class_iou=class_iou)) + "\n")
+def _write_metrics(run):
+    """metrics.jsonl: one strict-JSON line per epoch of the run's own history, rewritten whole
+    (atomically) each epoch, so a resumed run can never hold two histories."""
+    lines = "".join(strict_json(record) + "\n" for record in run.progress["history"])
+    write_text(os.path.join(run.out_dir, "metrics.jsonl"), lines)
+
+
+def _check_finite(run, epoch):
+    """Diverged when a weight, statistic or velocity went non-finite (a finite loss can hide
+    a batch-norm variance that overflowed)."""
+    state = dict(run.model.state_dict(), **run.optimizer.state_dict())
+    for name, value in state.items():
+        if value.dtype.kind == "f" and not bool(xp_of(value).isfinite(value).all()):
+            raise Diverged(f"{name} holds non-finite values after epoch {epoch}", _last_good(run))
+
+
+def _saved_epoch(run):
+    """(last.npz, the epoch a resume starts with), or (None, 1) when none is saved here."""
+    path = os.path.join(run.out_dir, "last.npz")
+    if not os.path.exists(path):
+        return None, 1
+    return path, read_meta(checkpoint.load(path)[2], path)[2]["epoch"] + 1
+
+
+def _last_good(run):
+    return os.path.join(run.out_dir, "last.npz") if run.progress["epoch"] else None
 
 
 def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
     """Train ``run`` until ``run.config.epochs``; returns the history (one dict per epoch).
 
-    After every epoch: validate, save last.npz (and best.npz on a new best val mIoU), append
-    to metrics.jsonl, redraw the pictures, then ``on_epoch(run, record, is_best)``.
+    After every epoch: validate, save best.npz (on a new best val mIoU) and then last.npz,
+    rewrite metrics.jsonl, redraw the pictures, then ``on_epoch(run, record, is_best)``.
     ``recompute_bn``: at the end, batch-norm statistics over the training split
     (SegNet-Tutorial's procedure) replace the running averages in last.npz and best.npz.
 
-    Raises :class:`Diverged` on a non-finite loss (the last good checkpoint untouched) and
-    :class:`Interrupted` on Ctrl-C or SIGTERM (mid-epoch weights saved to last.npz with the
-    random state of the epoch's start, so a resume redoes that epoch).
+    Raises :class:`Diverged` on a non-finite loss or weight (nothing saved; the last good
+    checkpoint untouched) and :class:`Interrupted` on Ctrl-C or SIGTERM. Nothing is saved
+    mid-epoch, and the end-of-epoch writes are ordered so that an interrupt at any moment
+    leaves last.npz at a finished epoch that a resume continues bit for bit.
     """
     os.makedirs(run.out_dir, exist_ok=True)
     progress = run.progress
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # nohup'd runs stopped
-    epoch_rng_state = run.rng.bit_generator.state
     epoch = progress["epoch"]
     try:
         for epoch in range(progress["epoch"] + 1, run.config.epochs + 1):
-            epoch_rng_state = run.rng.bit_generator.state
             try:
                 loss, seconds = _timed(lambda: train_epoch(run, on_batch))
             except FloatingPointError as e:
-                last = os.path.join(run.out_dir, "last.npz")
-                raise Diverged(f"{e} in epoch {epoch}", last if progress["epoch"] else None) from None
+                raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
+            _check_finite(run, epoch)
             scores, predictions = evaluate_split(run.model, run.val_split, run.config,
                                                  run.config.batch_size, run.device)
             record = dict(epoch=epoch, loss=loss, seconds=seconds, G=scores["G"], C=scores["C"],
-                          mIoU=scores["mIoU"])
+                          mIoU=scores["mIoU"], class_iou=scores["class_iou"])
             progress["epoch"] = epoch
             progress["history"].append(record)
-            _append_metrics(run, record, scores["class_iou"])
-            best = scores["mIoU"] > progress["best_miou"]
-            if best:
+            # best.npz before last.npz: interrupted between the two, the resume repeats this
+            # epoch and writes the same best.npz again.
+            if scores["mIoU"] > progress["best_miou"]:
                 progress["best_miou"], progress["best_epoch"] = scores["mIoU"], epoch
-            save(run, "last.npz")
-            if best:
                 save(run, "best.npz")
+            save(run, "last.npz")
+            _write_metrics(run)
             _write_pictures(run, predictions)
             if on_epoch:
-                on_epoch(run, record, best)
+                on_epoch(run, record, progress["best_epoch"] == epoch)
     except KeyboardInterrupt:
-        raise Interrupted(save(run, "last.npz", epoch_rng_state), epoch) from None
+        raise Interrupted(*_saved_epoch(run)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     if recompute_bn:

@@ -1,0 +1,99 @@
+"""What every command shares: argument types checked at parse time, output paths checked
+before any work, and one line (never a traceback) for a user's mistake.
+
+Exit codes: 2 for misuse (a bad flag or value, an output path that cannot be written, a
+folder that holds a run), 1 for a failure found in the inputs (a corrupt checkpoint, a
+missing image), 130 for Ctrl-C.
+"""
+
+import argparse
+import math
+import os
+import sys
+
+
+class Misuse(Exception):
+    """A mistake in how the command was called: one line, exit 2."""
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def float_in(low, high, low_open=False, high_open=False):
+    """argparse type: a finite float in [low, high] (open at either end if asked)."""
+    def parse(text):
+        value = _number(text, float)
+        below = value <= low if low_open else value < low
+        above = value >= high if high_open else value > high
+        if not math.isfinite(value) or below or above:
+            lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open else "]")
+            raise argparse.ArgumentTypeError(f"must be a finite number in {lo}, {hi}, got {text}")
+        return value
+    return parse
+
+
+def _number(text, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
+
+
+def writable_folder(path, create=True):
+    """Raise Misuse unless ``path`` is (or, with ``create``, can become) a writable folder."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise Misuse(f"{path} is a file, not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        parent = os.path.dirname(os.path.abspath(existing))
+        if parent == existing:
+            break
+        existing = parent
+    if not create and existing != path:
+        raise Misuse(f"{path}: no such folder")
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise Misuse(f"{path}: cannot write there ({existing} is not a writable folder)")
+
+
+def writable_file(path):
+    """Raise Misuse unless ``path`` can be written: its folder exists and is writable, and it
+    is not a folder itself."""
+    if os.path.isdir(path):
+        raise Misuse(f"{path} is a folder, not a file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise Misuse(f"{path}: its folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Misuse(f"{path}: cannot write in {folder}")
+
+
+def run_main(prog, body):
+    """Call ``body()``: a Misuse becomes one line and exit 2, Ctrl-C one line and exit 130.
+
+    Failures found in the inputs are each command's to word (``sys.exit("prog: ...")``, exit
+    1); anything else is a bug of ours and keeps its traceback."""
+    try:
+        return body()
+    except Misuse as e:
+        _fail(prog, e, 2)
+    except KeyboardInterrupt:
+        _fail(prog, "interrupted (Ctrl-C); nothing half-written was left behind", 130)
+
+
+def _fail(prog, message, code):
+    text = " ".join(str(message).split())  # one line, whatever the message held
+    print(f"{prog}: {text}", file=sys.stderr)
+    sys.exit(code)
