@@ -93,7 +93,8 @@ def test_predict_writes_label_maps_at_image_size(run_dir, tiny_set, tmp_path):
         predict.main([str(run_dir / "best.npz"), str(tmp_path / "missing.png"), "--out", str(tmp_path)])
 
 
-def test_ctrl_c_exits_130_and_leaves_a_resumable_checkpoint(tiny_set, tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_exits_130_and_leaves_a_resumable_checkpoint(tiny_set, tmp_path, signal_name):
     import signal
     import subprocess
     import sys
@@ -106,7 +107,7 @@ def test_ctrl_c_exits_130_and_leaves_a_resumable_checkpoint(tiny_set, tmp_path):
     deadline = time.time() + 120
     while not (tmp_path / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signal_name))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip().startswith("train: interrupted:"), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -18,13 +18,15 @@ Each figure is the median of ``--repeat`` runs after warm-up runs (two for the m
 first steps of a fresh model run up to 30% slower while memory is first touched).
 """
 
-import argparse
+import sys
 import tracemalloc
 
 import numpy as np
 
+from . import cli
 from . import functional as F
 from .backend import array_module, resolve_device
+from .cli import positive_int
 from .functional import conv, scratch
 from .interop.torch import torch_model
 from .models import MODELS, DecoderVariant, SegNetBasic, build
@@ -306,16 +308,19 @@ def bench_model(device, repeat, vs_torch):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m tinysegnet.bench", description=__doc__.split("\n")[0])
+    p = cli.ArgumentParser(prog="python -m tinysegnet.bench", description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["layers", "model", "launches"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=positive_int, default=5)
     p.add_argument("--vs-torch", action="store_true", help="time PyTorch's version in the same run")
     args = p.parse_args(argv)
     if args.what == "launches":  # counted, not timed: needs no device
         bench_launches()
         return
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        sys.exit(f"bench: {e}")
     if args.what == "layers":
         bench_layers(device, args.repeat)
     else:

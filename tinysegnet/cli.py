@@ -12,6 +12,13 @@ import os
 import sys
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a mistake reported in one line: the usage is one ``--help`` away."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 class Misuse(Exception):
     """A mistake in how the command was called: one line, exit 2."""
 
@@ -39,8 +46,12 @@ def float_in(low, high, low_open=False, high_open=False):
         below = value <= low if low_open else value < low
         above = value >= high if high_open else value > high
         if not math.isfinite(value) or below or above:
-            lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open else "]")
-            raise argparse.ArgumentTypeError(f"must be a finite number in {lo}, {hi}, got {text}")
+            if math.isinf(high):
+                expected = f"a finite number {'>' if low_open else '>='} {low:g}"
+            else:
+                expected = (f"a finite number in {'(' if low_open else '['}{low:g}, "
+                            f"{high:g}{')' if high_open else ']'}")
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
         return value
     return parse
 

@@ -6,17 +6,16 @@ nearest-neighbour); ``--full-res`` resizes the class scores bilinearly to each l
 size instead, which is what the paper's figures mean.
 """
 
-import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
-from . import engine
+from . import cli, engine
 from .backend import resolve_device
+from .cli import positive_int
 from .data.camvid import CLASSES
-from .files import write_text
+from .files import strict_json, write_text
 
 
 def format_scores(result, class_names=CLASSES):
@@ -30,24 +29,35 @@ def format_scores(result, class_names=CLASSES):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m tinysegnet.evaluate", description=__doc__.split("\n")[0])
+    p = cli.ArgumentParser(prog="python -m tinysegnet.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint")
     p.add_argument("--data-dir", help="CamVid folder (default: the data the model was trained on)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--full-res", action="store_true", help="score at the labels' own size")
     p.add_argument("--recompute-bn", action="store_true",
                    help="first recompute batch-norm statistics over the training split")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"),
+                   help="with --full-res: the size to score at when the split's images differ in size")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--json", help="also write the scores to this JSON file")
     args = p.parse_args(argv)
+    if args.size and not args.full_res:
+        p.error("--size is the scoring size of --full-res: give both, or neither")
+    cli.run_main("evaluate", lambda: _evaluate(args))
+
+
+def _evaluate(args):
+    if args.json:
+        cli.writable_file(args.json)  # before the scoring, not after it
     try:
         device = resolve_device(args.device)
         model, config, progress = engine.load_run(args.checkpoint, device)
         if args.recompute_bn:
             train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
             engine.recompute_bn_statistics(model, train_split, config, args.batch_size, device)
-        split, full = engine.load_eval_data(config, args.split, args.data_dir)
+        split, full = engine.load_eval_data(config, args.split, args.data_dir,
+                                            tuple(args.size) if args.size else None)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         sys.exit(f"evaluate: {e}")
     result, _ = engine.evaluate_split(model, split, config, args.batch_size, device, boundary_f1=True,
@@ -56,7 +66,7 @@ def main(argv=None):
     print(f"{os.path.basename(args.checkpoint)} ({config.model}, epoch {progress['epoch']}) on the {where}")
     print(format_scores(result))
     if args.json:
-        write_text(args.json, json.dumps(result, indent=2))
+        write_text(args.json, strict_json(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,15 +7,15 @@ indices packed at 2 bits, as the paper counts), inference time, and val G, C, mI
 of each variant's best checkpoint.
 """
 
-import argparse
 import os
 import sys
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import engine
+from . import cli, engine
 from .backend import array_module, resolve_device, to_device
+from .cli import positive_int
 from .files import write_text
 from .models import VARIANTS, build
 from .models.decoders import storage_multiplier
@@ -103,17 +103,25 @@ def write_report(rows, command, folder):
 
 
 def decoders(argv):
-    p = argparse.ArgumentParser(prog="python -m tinysegnet.experiments decoders",
+    p = cli.ArgumentParser(prog="python -m tinysegnet.experiments decoders",
                                 description="train every decoder variant with one protocol")
     p.add_argument("--data-dir", help="CamVid (default: the synthetic set)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=12)
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=12)
     p.add_argument("--variants", nargs="+", default=list(ORDER), choices=ORDER)
     p.add_argument("--runs", default=os.path.join("runs", "decoders"), help="one run folder per variant")
     p.add_argument("--report", default="docs", help="folder for decoders.md and decoders.png")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     args = p.parse_args(argv)
+    if args.size and min(args.size) < 16:
+        p.error("--size: both sides must be at least 16 pixels (four 2x2 poolings)")
+    cli.run_main("experiments", lambda: _decoders(args, argv))
+
+
+def _decoders(args, argv):
+    cli.writable_folder(args.report)
+    cli.writable_folder(args.runs)
     rows = []
     for variant in args.variants:
         run_dir = os.path.join(args.runs, variant)

@@ -12,18 +12,17 @@ it images the way tinysegnet did::
     net.load_state_dict(torch.load("OUT.pt"))
 """
 
-import argparse
 import json
 import os
 import sys
 
-from . import engine
+from . import cli, engine
 from .files import atomic_path, write_text
 from .interop import torch as bridge
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m tinysegnet.export", description=__doc__.split("\n")[0])
+    p = cli.ArgumentParser(prog="python -m tinysegnet.export", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="a tinysegnet checkpoint (RUN/best.npz)")
     p.add_argument("out", help="the PyTorch state_dict to write (.pt); OUT.json is written beside it")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.pt and OUT.json if they exist")

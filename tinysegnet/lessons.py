@@ -10,12 +10,12 @@ has written a correct answer.
 outputs, so the committed figures never go stale.
 """
 
-import argparse
 import glob
 import os
 import re
 import sys
 
+from . import cli
 from .files import atomic_path
 
 LESSONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lessons")
@@ -66,18 +66,28 @@ def execute(nb, cwd, timeout=300, allow_errors=False):
 
 def main(argv=None):
     import nbformat
-    p = argparse.ArgumentParser(prog="python -m tinysegnet.lessons", description=__doc__.split("\n")[0])
+    p = cli.ArgumentParser(prog="python -m tinysegnet.lessons", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("student", help="write student copies with the solutions removed")
     s.add_argument("outdir")
     r = sub.add_parser("run", help="re-execute the lessons and save their outputs")
     r.add_argument("names", nargs="*", help="only lessons whose file name contains one of these")
     args = p.parse_args(argv)
+    cli.run_main("lessons", lambda: _lessons(args, nbformat))
+
+
+def _lessons(args, nbformat):
     paths = lesson_paths()
     if not paths:
         sys.exit(f"lessons: no notebooks found in {LESSONS_DIR} (the course lives in a clone of "
                  f"the repository: pip install -e . there)")
     if args.command == "student":
+        cli.writable_folder(args.outdir)
+        existing = [os.path.basename(p) for p in paths
+                    if os.path.exists(os.path.join(args.outdir, os.path.basename(p)))]
+        if existing:  # a student's answers are never overwritten
+            raise cli.Misuse(f"{args.outdir} already holds {', '.join(existing)}: nothing written; "
+                             f"choose an empty folder")
         os.makedirs(args.outdir, exist_ok=True)
         for path in paths:
             target = os.path.join(args.outdir, os.path.basename(path))

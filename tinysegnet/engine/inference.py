@@ -89,12 +89,13 @@ def load_run(path, device="cpu"):
     return model.to(device).eval(), config, progress
 
 
-def load_eval_data(config, split_name, data_dir=None):
-    """(the split at the run's size, the same images at their own size): CamVid from
-    ``data_dir`` or the run's folder, else the run's synthetic set (made at the run's size)."""
+def load_eval_data(config, split_name, data_dir=None, full_size=None):
+    """(the split at the run's size, the same images at their own size, or at ``full_size``
+    where they differ): CamVid from ``data_dir`` or the run's folder, else the run's
+    synthetic set (made at the run's size)."""
     root = data_dir or config.data_dir
     if root is None:
         split = load_synthetic_split(split_name, tuple(config.size), config.seed)
         return split, split
-    full = camvid.load_camvid_split(root, split_name)
+    full = camvid.load_camvid_split(root, split_name, full_size)
     return camvid.resize_split(full, tuple(config.size)), full
