@@ -102,3 +102,25 @@ def test_the_engine_never_prints_or_parses_arguments():
             calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
             modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
             assert "print" not in calls and "argparse" not in modules, name
+
+
+def test_a_finite_loss_over_non_finite_statistics_still_stops(tiny_set, tmp_path):
+    """One step per epoch at a huge lr: the loss stays finite while a batch-norm variance
+    overflows. The run stops before saving it."""
+    config = RunConfig.for_data(tiny_set, size=(32, 48), batch_size=100, epochs=3, lr=1e6, device="cpu")
+    with pytest.raises(engine.Diverged, match="holds non-finite values after epoch") as e:
+        engine.fit(engine.start(config, str(tmp_path)))
+    if e.value.last_good:  # the last good checkpoint is good: loads, finite, an earlier epoch
+        _, _, progress = engine.load_run(e.value.last_good)
+        assert f"after epoch {progress['epoch'] + 1}" in str(e.value)
+    else:
+        assert not os.path.exists(tmp_path / "last.npz")
+
+
+def test_metrics_are_strict_json(tiny_set, tmp_path):
+    import json
+    config = RunConfig.for_data(tiny_set, size=(32, 48), batch_size=3, epochs=1, device="cpu")
+    engine.fit(engine.start(config, str(tmp_path)))
+    for line in open(tmp_path / "metrics.jsonl"):
+        record = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
+        assert None in record["class_iou"] or all(0 <= v <= 1 for v in record["class_iou"])

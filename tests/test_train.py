@@ -116,3 +116,10 @@ def test_a_signal_exits_130_and_leaves_a_resumable_checkpoint(tiny_set, tmp_path
     assert 1 <= done < 500
     train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", str(done + 1), "--quiet"])
     assert checkpoint.load(str(tmp_path / "last.npz"))[2]["progress"]["epoch"] == done + 1
+
+
+def test_resume_reports_what_it_changes(tiny_set, tmp_path, capsys):
+    _train(tiny_set, tmp_path, "--epochs", "1")
+    capsys.readouterr()
+    train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", "2", "--lr", "0.05", "--quiet"])
+    assert "resumed with lr 0.05 (was 0.1)" in capsys.readouterr().out

@@ -252,7 +252,9 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
     try:
         for epoch in range(progress["epoch"] + 1, run.config.epochs + 1):
             try:
-                loss, seconds = _timed(lambda: train_epoch(run, on_batch))
+                # Overflow is detected and reported below; NumPy's warnings would only repeat it.
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    loss, seconds = _timed(lambda: train_epoch(run, on_batch))
             except FloatingPointError as e:
                 raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
             _check_finite(run, epoch)
