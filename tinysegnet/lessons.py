@@ -65,7 +65,6 @@ def execute(nb, cwd, timeout=300, allow_errors=False):
 
 
 def main(argv=None):
-    import nbformat
     p = cli.ArgumentParser(prog="python -m tinysegnet.lessons", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("student", help="write student copies with the solutions removed")
@@ -73,6 +72,11 @@ def main(argv=None):
     r = sub.add_parser("run", help="re-execute the lessons and save their outputs")
     r.add_argument("names", nargs="*", help="only lessons whose file name contains one of these")
     args = p.parse_args(argv)
+    try:
+        import nbformat
+        import nbclient  # noqa: F401  (run needs it; checked here, before any work)
+    except ImportError:
+        sys.exit("lessons: needs nbformat and nbclient: pip install -e .[lessons] (or -r requirements.txt)")
     cli.run_main("lessons", lambda: _lessons(args, nbformat))
 
 
