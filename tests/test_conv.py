@@ -130,9 +130,11 @@ def test_choose_method():
     assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate
 
 
-def test_choose_method_on_a_device_is_always_im2col():
-    """On a GPU the launch count decides: im2col takes a whole chunk of images in a few."""
-    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), strict_cupy) == "im2col"
+def test_choose_method_on_a_device():
+    """On a GPU row shifts for large maps with many channels, im2col for the rest."""
+    assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), strict_cupy) == "rowshift"
+    assert F.conv.choose_method((12, 64, 23, 30), (64, 64, 7, 7), strict_cupy) == "im2col"
+    assert F.conv.choose_method((12, 3, 90, 120), (64, 3, 7, 7), strict_cupy) == "im2col"
 
 
 def test_unknown_method_refused():

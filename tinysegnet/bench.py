@@ -169,16 +169,19 @@ def bench_launches():
         print(f"{name:<40} {batch:>5} {f'{h}x{w}':>7} {ops:>8} {syncs:>5} {infer_ops:>9}", flush=True)
 
 
-# (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers; SegNet's deepest.
+# (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers; SegNet's deepest; on a
+# GPU also the CamVid protocol's batch of 12 and the paper's full 360x480.
 METHOD_SHAPES = [(4, 3, 90, 120, 64, 7), (4, 64, 90, 120, 64, 7), (4, 64, 23, 30, 64, 7),
                  (1, 256, 45, 60, 256, 3), (1, 512, 23, 30, 512, 3), (1, 512, 12, 15, 512, 3)]
+GPU_METHOD_SHAPES = [(12, 64, 90, 120, 64, 7), (12, 64, 45, 60, 64, 7), (12, 64, 23, 30, 64, 7),
+                     (1, 64, 360, 480, 64, 7), (1, 64, 180, 240, 64, 7), (4, 64, 180, 240, 64, 7)]
 
 
 def compare_conv_methods(xp, repeat):
     """Forward + backward of both fast convolution methods, beside the one the rule picks."""
     rng = np.random.default_rng(0)
     print(f"{'convolution (forward + backward)':<32} {'rowshift ms':>11} {'im2col ms':>10}  chosen")
-    for N, C, H, W, F_, k in METHOD_SHAPES:
+    for N, C, H, W, F_, k in METHOD_SHAPES + (GPU_METHOD_SHAPES if xp is not np else []):
         x = xp.asarray(rng.standard_normal((N, C, H, W), dtype=np.float32))
         w = xp.asarray(rng.standard_normal((F_, C, k, k), dtype=np.float32))
         dout = xp.asarray(rng.standard_normal((N, F_, H, W), dtype=np.float32))
@@ -313,7 +316,10 @@ def main(argv=None):
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--repeat", type=positive_int, default=5)
     p.add_argument("--vs-torch", action="store_true", help="time PyTorch's version in the same run")
+    p.add_argument("--conv-method", choices=sorted(conv.METHODS),
+                   help="one convolution method for every layer (default: each layer's pick)")
     args = p.parse_args(argv)
+    conv.forced_method = args.conv_method
     if args.what == "launches":  # counted, not timed: needs no device
         bench_launches()
         return

@@ -35,6 +35,9 @@ from . import conv_im2col, conv_rowshift
 from ._checks import require_float, require_ndim
 
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col}
+# A method every convolution uses instead of choose_method's pick, for measuring the two
+# against each other in whole models (``bench model --conv-method``); None: let it pick.
+forced_method = None
 
 
 class ConvCache(NamedTuple):
@@ -82,9 +85,9 @@ def choose_method(x_shape, w_shape, xp):
     """The faster method for these shapes on array module ``xp``, by the rule measured with
     ``bench layers``.
 
-    On a GPU always im2col: each array operation is a kernel launch, and im2col takes a
-    whole chunk of images in about ten where row shifts take about 2 k per image. On the
-    CPU: im2col when the input has few channels (row shifts would multiply a k-fold larger
+    On a GPU both take a whole chunk of images at once, im2col in about ten kernel launches
+    and row shifts in about 2 k; row shifts copy the input k times instead of k * k, which
+    pays on maps of 2,048 positions or more with 16 channels or more. On the CPU: im2col when the input has few channels (row shifts would multiply a k-fold larger
     product out of almost no work) or when the map holds fewer positions than 4 F (the
     weights outweigh the image, and reordering them plus the padded rows cost the
     row-shift method more than im2col's copies); row shifts otherwise. Forward + backward
@@ -92,9 +95,9 @@ def choose_method(x_shape, w_shape, xp):
     batch 1, 512 -> 512, 3x3, 12x15: 32 vs 17 ms; batch 4, 64 -> 64, 7x7, 90x120: 386 vs
     511 ms.
     """
-    if xp is not np:
-        return "im2col"
     N, C, H, W = x_shape
+    if xp is not np:
+        return "rowshift" if C >= 16 and H * W >= 2048 else "im2col"
     F = w_shape[0]
     return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
 
@@ -107,7 +110,7 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
     ``method`` is "rowshift" or "im2col"; None lets :func:`choose_method` pick.
     """
     pad = _check_conv_args("conv2d_forward", x, w, b, pad)
-    method = method or choose_method(x.shape, w.shape, xp_of(x, w))
+    method = method or forced_method or choose_method(x.shape, w.shape, xp_of(x, w))
     if method not in METHODS:
         raise ValueError(f"conv2d_forward: method must be one of {', '.join(METHODS)}, got {method!r}")
     out = METHODS[method].conv_forward(x, w, pad)

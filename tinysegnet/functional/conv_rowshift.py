@@ -2,16 +2,28 @@
 
 Shapes and names as in ``conv.py``. Each padded image is laid out as one long row per
 channel (row length ``Wp = W + 2p``), so moving the kernel down by one row is a shift
-of ``Wp`` along that row. Per image, the method stacks the ``k`` horizontal shifts of
-the input ("row im2col": ``k`` times the image instead of ``k * k`` for full im2col),
-multiplies them once by all ``k`` kernel rows (a ``(k F) x (C k)`` matrix), and adds
-the ``k`` products shifted down by ``u`` rows. Outputs are computed on the padded grid
-and the ``k - 1`` extra rows and columns dropped: on a 90x120 map that is 12% extra
-work, on 12x15 more than the useful work, where ``conv_im2col`` takes over.
+of ``Wp`` along that row. For a chunk of ``n`` images, the method stacks the ``k``
+horizontal shifts of the input ("row im2col": ``k`` times the images instead of ``k * k``
+for full im2col), multiplies them once by all ``k`` kernel rows (a ``(k F) x (C k)``
+matrix), and adds the ``k`` products shifted down by ``u`` rows. Outputs are computed on
+the padded grid and the ``k - 1`` extra rows and columns dropped: on a 90x120 map that is
+12% extra work, on 12x15 more than the useful work, where ``conv_im2col`` takes over.
+
+Chunks: one image on the CPU, where the temporaries then stay near the cache; as many as
+fit 2^28 values on a GPU, where each chunk costs about 2 k kernel launches.
 """
 
-from ..backend import xp_of
+from ..backend import is_cupy_array, xp_of
 from .scratch import scratch, zero_padded
+
+# Values of shifted input per chunk: 0 means one image a chunk.
+SHIFTS_LIMIT = {"cpu": 0, "gpu": 2 ** 28}
+
+
+def _chunks(x, per_image):
+    N = x.shape[0]
+    step = max(1, SHIFTS_LIMIT["gpu" if is_cupy_array(x) else "cpu"] // per_image)
+    return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
 def _padded_rows(x, pad):
@@ -25,21 +37,24 @@ def _padded_rows(x, pad):
     return xpad.reshape(N, C, (H + 2 * pad + 1) * (W + 2 * pad))
 
 
-def _shifts(rows, k, length, out):
-    """out[c * k + v, q] = rows[c, q + v] for q < length: (C * k, length), written into ``out``."""
-    C = rows.shape[0]
-    stacked = out.reshape(C, k, length)
-    for v in range(k):
-        stacked[:, v] = rows[:, v:v + length]
-    return out
+def _shifts(rows, k, length):
+    """cols[c * k + v, m * length + q] = rows[m, c, q + v] for q < length: (C k, n length),
+    one strided view of ``rows`` (n, C, L) copied out once, into a scratch array."""
+    xp = xp_of(rows)
+    n, C, _ = rows.shape
+    sn, sc, s1 = rows.strides
+    view = xp.lib.stride_tricks.as_strided(rows, (C, k, n, length), (sc, s1, sn, s1))
+    cols = scratch("rowshift.cols", (C, k, n, length), rows.dtype, xp)
+    cols[...] = view
+    return cols.reshape(C * k, n * length)
 
 
 def conv_forward(x, w, pad):
-    """out (N, F, Ho, Wo), one image at a time::
+    """out (N, F, Ho, Wo), a chunk of images at a time::
 
-        cols[c*k + v, r*Wp + s]   = xpad[c, r, s + v]                 (the k horizontal shifts)
-        products[u, f, r, s]      = sum_{c,v} w[f, c, u, v] * cols[c*k + v, r*Wp + s]
-        out[f, i, j]              = sum_u products[u, f, i + u, j]      (j < Wo)
+        cols[c*k + v, (m, r, s)]  = xpad[m, c, r, s + v]               (the k horizontal shifts)
+        products[u, f, m, r, s]   = sum_{c,v} w[f, c, u, v] * cols[c*k + v, (m, r, s)]
+        out[m, f, i, j]           = sum_u products[u, f, m, i + u, j]   (j < Wo)
     """
     xp = xp_of(x, w)
     N, C, H, W = x.shape
@@ -50,22 +65,23 @@ def conv_forward(x, w, pad):
     w_all = scratch("rowshift.weights", (k, F, C, k), w.dtype, xp)
     w_all[...] = w.transpose(2, 0, 1, 3)  # w may be any view (backward passes a flipped one)
     w_all = w_all.reshape(k * F, C * k)  # row u*F + f, column c*k + v
-    cols = scratch("rowshift.cols", (C * k, Hp * Wp), x.dtype, xp)
-    products = scratch("rowshift.products", (k, F, Hp, Wp), x.dtype, xp)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        _shifts(rows[n], k, Hp * Wp, cols)
-        xp.matmul(w_all, cols, out=products.reshape(k * F, Hp * Wp))
-        out[n] = products[0, :, :Ho, :Wo]
+    for part in _chunks(x, C * k * Hp * Wp):
+        cols = _shifts(rows[part], k, Hp * Wp)
+        n = cols.shape[1] // (Hp * Wp)
+        products = scratch("rowshift.products", (k, F, n, Hp, Wp), x.dtype, xp)
+        xp.matmul(w_all, cols, out=products.reshape(k * F, n * Hp * Wp))
+        target = out[part]
+        target[...] = products[0, :, :, :Ho, :Wo].transpose(1, 0, 2, 3)
         for u in range(1, k):
-            out[n] += products[u, :, u:u + Ho, :Wo]
+            target += products[u, :, :, u:u + Ho, :Wo].transpose(1, 0, 2, 3)
     return out
 
 
 def conv_backward(dout, x, w, pad, need_dx):
     """(dx or None, dw) for ``out = conv_forward(x, w, pad)`` and dout (N, F, Ho, Wo).
 
-    dw is one product per image (below); dx is dout convolved with w flipped in space and
+    dw is one product per chunk (below); dx is dout convolved with w flipped in space and
     with its channel axes swapped, padded by k - 1 - p ("full" correlation), which is
     again a stride-1 convolution, so it reuses :func:`conv_forward`.
     """
@@ -77,20 +93,23 @@ def conv_backward(dout, x, w, pad, need_dx):
     # dw[f, c, u, v] = sum_q dout_wide[f, q] * cols[c*k + v, q + u*Wp]. Placing dout shifted
     # down by u rows for every u (zeros elsewhere) turns the k correlations into one product.
     rows = _padded_rows(x, pad)
-    cols = scratch("rowshift.cols", (C * k, Hp * Wp), x.dtype, xp)
-    # Only the blocks written per image change, so one zero fill serves every image.
-    shifted_dout = scratch("rowshift.shifted_dout", (k, F, Hp, Wp), dout.dtype, xp)
-    shifted_dout.fill(0)
-    dw_all = scratch("rowshift.dw", (k * F, C * k), dout.dtype, xp)  # row u*F + f, column c*k + v
-    dw_image = scratch("rowshift.dw_image", (k * F, C * k), dout.dtype, xp)
-    for n in range(N):
-        _shifts(rows[n], k, Hp * Wp, cols)
+    dw_all = None  # row u*F + f, column c*k + v
+    zeroed_for = None
+    for part in _chunks(x, C * k * Hp * Wp):
+        cols = _shifts(rows[part], k, Hp * Wp)
+        n = cols.shape[1] // (Hp * Wp)
+        shifted_dout = scratch("rowshift.shifted_dout", (k, F, n, Hp, Wp), dout.dtype, xp)
+        if zeroed_for != n:  # only the blocks written below change from chunk to chunk
+            shifted_dout.fill(0)
+            zeroed_for = n
         for u in range(k):
-            shifted_dout[u, :, u:u + Ho, :Wo] = dout[n]
-        xp.matmul(shifted_dout.reshape(k * F, Hp * Wp), cols.T, out=dw_all if n == 0 else dw_image)
-        if n > 0:
-            dw_all += dw_image
-    dw = dw_all.reshape(k, F, C, k).transpose(1, 2, 0, 3).copy()  # a new array even for k = 1
+            shifted_dout[u, :, :, u:u + Ho, :Wo] = dout[part].transpose(1, 0, 2, 3)
+        product = shifted_dout.reshape(k * F, n * Hp * Wp) @ cols.T  # new: never the scratch
+        if dw_all is None:
+            dw_all = product
+        else:
+            dw_all += product
+    dw = dw_all.reshape(k, F, C, k).transpose(1, 2, 0, 3).copy()
     if not need_dx:
         return None, dw
     # dw is done with the shifted copies, so the forward pass below may reuse every buffer.
