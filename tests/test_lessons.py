@@ -14,6 +14,11 @@ WITH_EXERCISES = [p for p in PATHS if any(
     "solution" in c.metadata.get("tags", []) for c in nbformat.read(p, as_version=4).cells)]
 
 
+# Per cell. A lesson's longest cell takes about a minute on an idle 2-core machine; this leaves
+# room for a machine several times slower or busy with other work.
+CELL_TIMEOUT = 900
+
+
 def _errors(nb):
     return {i: o for i, c in enumerate(nb.cells) if c.cell_type == "code"
             for o in c.outputs if o.output_type == "error"}
@@ -51,16 +56,16 @@ def test_student_command_writes_stubbed_copies(tmp_path):
 def test_checks_fail_on_stubs_and_pass_with_solutions(path):
     nb = nbformat.read(path, as_version=4)
     checks = [i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", [])]
-    student = lessons.execute(lessons.student_copy(nb), lessons.LESSONS_DIR, allow_errors=True)
+    student = lessons.execute(lessons.student_copy(nb), lessons.LESSONS_DIR, CELL_TIMEOUT, allow_errors=True)
     failed = _errors(student)
     assert all(i in failed for i in checks), f"checks that passed on a stub: {set(checks) - set(failed)}"
     assert all(failed[i].ename == "NotImplementedError" for i in checks)
-    solved = lessons.execute(nb, lessons.LESSONS_DIR, allow_errors=True)
+    solved = lessons.execute(nb, lessons.LESSONS_DIR, CELL_TIMEOUT, allow_errors=True)
     assert not _errors(solved)  # the committed solutions pass every check
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", [p for p in PATHS if p not in WITH_EXERCISES], ids=os.path.basename)
 def test_notebook_runs_top_to_bottom(path):
-    nb = lessons.execute(nbformat.read(path, as_version=4), lessons.LESSONS_DIR, allow_errors=True)
+    nb = lessons.execute(nbformat.read(path, as_version=4), lessons.LESSONS_DIR, CELL_TIMEOUT, allow_errors=True)
     assert not _errors(nb)
