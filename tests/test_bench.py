@@ -1,8 +1,4 @@
-import numpy as np
-import pytest
-
 from tinysegnet import bench
-from tinysegnet.models import SegNetBasic
 
 
 def test_decoder_storage_counts_one_uint8_index_per_pooled_value():

@@ -1,13 +1,11 @@
 """The engine as a library: the run config and its checkpoint metadata, fit without printing."""
 
 import ast
-import dataclasses
 import os
 
-import numpy as np
 import pytest
 
-from tinysegnet import checkpoint, engine
+from tinysegnet import engine
 from tinysegnet.engine import ConfigError, RunConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

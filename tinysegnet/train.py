@@ -95,7 +95,7 @@ def make_run(args):
     return engine.start(config, out)
 
 
-def _changes(args, run, before):
+def _changes(run, before):
     """One line per setting a resume changed (lr, momentum, weight decay, data folder)."""
     after = run.config
     for name in ("lr", "momentum", "weight_decay", "data_dir"):
@@ -118,7 +118,7 @@ def _train(args):
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         sys.exit(f"train: {e}")
     if before is not None:
-        _changes(args, run, before)
+        _changes(run, before)
     c = run.config
     print(f"{c.model} ({run.model.num_parameters():,} parameters) on "
           f"{c.data_dir or 'the synthetic set'} at {c.size[0]}x{c.size[1]}: "

@@ -9,7 +9,6 @@ best validation mIoU), ``metrics.jsonl`` (one line per epoch), ``curves.png`` an
 """
 
 import dataclasses
-import json
 import math
 import os
 import signal

@@ -1,7 +1,6 @@
 """What every segmentation model here shares: encoder -> decoder -> classifier, and its config."""
 
 from .. import nn
-from ..functional.pooling import pooled_size  # noqa: F401  (the models' one ceil-half helper)
 
 BN_SHIFT_INIT = 0.001  # the original Caffe models' batch-norm shift filler
 

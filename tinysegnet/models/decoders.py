@@ -34,7 +34,8 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
-from .base import BN_SHIFT_INIT, EncoderDecoder, pooled_size
+from ..functional.pooling import pooled_size
+from .base import BN_SHIFT_INIT, EncoderDecoder
 from .segnet_basic import DEPTH, SegNetBasic
 
 VARIANTS = ("bilinear", "segnet-basic-encoder-addition", "segnet-basic-single-channel-decoder",

@@ -12,7 +12,8 @@ Caffe's original feeds a local-contrast-normalised image; we standardise inputs 
 import numpy as np
 
 from .. import nn
-from .base import BN_SHIFT_INIT, EncoderDecoder, pooled_size
+from ..functional.pooling import pooled_size
+from .base import BN_SHIFT_INIT, EncoderDecoder
 
 DEPTH = 4
 
