@@ -29,8 +29,8 @@ from .inference import evaluate_split, recompute_bn_statistics, standardize
 
 
 class Diverged(RuntimeError):
-    """The loss became non-finite. ``last_good`` is the checkpoint of the last finished epoch,
-    or None when no epoch finished."""
+    """The loss, or a weight, statistic or velocity, became non-finite. ``last_good`` is the
+    checkpoint of the last finished epoch, or None when no epoch finished."""
 
     def __init__(self, message, last_good):
         super().__init__(message)
@@ -185,9 +185,10 @@ def train_epoch(run, on_batch=None):
     return total / count
 
 
-def save(run, name, rng_state=None):
-    """Write ``run.out_dir/name`` (atomic): weights, optimiser state, metadata."""
-    progress = dict(run.progress, rng=rng_state or run.rng.bit_generator.state)
+def save(run, name):
+    """Write ``run.out_dir/name`` (atomic): weights, optimiser state, metadata with the random
+    generator's state (the next epoch's shuffle and flips start from it)."""
+    progress = dict(run.progress, rng=run.rng.bit_generator.state)
     meta = checkpoint_meta(run.config, run.model.config, progress)
     path = os.path.join(run.out_dir, name)
     checkpoint.save(path, run.model.state_dict(), meta, run.optimizer.state_dict())
@@ -290,7 +291,7 @@ def _recompute_bn_in_checkpoints(run):
         best_run = restore(best, run.out_dir, device=run.device)
         recompute_bn_statistics(best_run.model, best_run.train_split, best_run.config,
                                 best_run.config.batch_size, best_run.device)
-        save(best_run, "best.npz", best_run.rng.bit_generator.state)
+        save(best_run, "best.npz")
 
 
 def _timed(fn):
