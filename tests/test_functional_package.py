@@ -47,6 +47,7 @@ def test_every_cache_is_a_named_tuple_whose_fields_are_documented(rng):
         F.depthwise_conv2d_forward(x, rng.standard_normal((3, 3, 3)))[1],
         F.conv_transpose2d_forward(x, rng.standard_normal((3, 2, 4, 4)), (10, 12))[1],
         F.bilinear_upsample_forward(x, (10, 12))[1],
+        F.dropout_forward(x, 0.5, True, np.random.default_rng(0))[1],
     ]
     for cache in caches:
         assert hasattr(cache, "_fields"), type(cache)

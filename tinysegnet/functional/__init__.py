@@ -9,6 +9,7 @@ array module of its inputs (``tinysegnet.backend.xp_of``).
 from .activation import relu_backward, relu_forward
 from .batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
+from .dropout import dropout_backward, dropout_forward
 from .conv import (conv2d_backward, conv2d_backward_reference, conv2d_forward,
                    conv2d_forward_reference)
 from .loss import check_labels, softmax_cross_entropy
@@ -21,7 +22,7 @@ from .upsampling import (add_backward, add_forward, bilinear_upsample_backward,
 __all__ = [
     "conv2d_forward", "conv2d_backward", "conv2d_forward_reference", "conv2d_backward_reference",
     "batchnorm2d_forward", "batchnorm2d_backward",
-    "relu_forward", "relu_backward",
+    "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "maxpool2x2_forward", "maxpool2x2_backward", "unpool2x2_forward", "unpool2x2_backward",
     "softmax_cross_entropy", "check_labels",
     # the decoder variants of the paper's Table 1

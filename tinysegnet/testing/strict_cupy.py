@@ -328,13 +328,25 @@ class _Device:
         counts.syncs += 1
 
 
+class _Generator:
+    """``cupy.random.default_rng(seed)``'s generator, as far as tinysegnet uses it: ``random``."""
+
+    def __init__(self, seed=None):
+        self._rng = np.random.default_rng(seed)
+
+    def random(self, size=None, dtype=np.float64):
+        counts.ops += 1
+        return ndarray(np.asarray(self._rng.random(size, dtype=dtype)))
+
+
+random = types.SimpleNamespace(default_rng=_Generator)
 cuda = types.SimpleNamespace(Device=_Device, is_available=lambda: True,
                              runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
 lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
 
 _HOST_INPUT = {"asarray", "array", "asanyarray"}
 _SPECIAL = {"ndarray": ndarray, "asnumpy": asnumpy, "get_array_module": get_array_module,
-            "cuda": cuda, "lib": lib}
+            "cuda": cuda, "lib": lib, "random": random}
 
 
 def __getattr__(name):
