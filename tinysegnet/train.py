@@ -68,11 +68,12 @@ def parse_args(argv=None):
 
 
 def make_run(args):
-    """A new run from the command line, or the resumed one; the run folder checked first."""
+    """(run, the resumed run's config as saved, or None): a new run from the command line, or
+    the resumed one; the run folder checked first."""
     if args.resume:
         out = args.out or os.path.dirname(os.path.abspath(args.resume))
         cli.writable_folder(out)
-        done = engine.check_resume_folder(args.resume, out, args.overwrite)
+        before, done = engine.check_resume_folder(args.resume, out, args.overwrite)
         if args.epochs <= done:
             raise Misuse(f"{args.resume} is already at epoch {done}; --epochs is the total to "
                          f"reach, so give more than {done}")
@@ -80,7 +81,7 @@ def make_run(args):
                              momentum=args.momentum, weight_decay=args.weight_decay,
                              device=args.device,
                              data_dir=os.path.abspath(args.data_dir) if args.data_dir else None)
-        return run
+        return run, before
     out = args.out or os.path.join("runs", f"{args.model or 'segnet-basic'}-"
                                            f"{'camvid' if args.data_dir else 'synthetic'}-"
                                            f"{time.strftime('%Y%m%d-%H%M%S')}")
@@ -92,7 +93,7 @@ def make_run(args):
         batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, class_weighting=args.class_weights,
         flip=not args.no_flip, seed=args.seed, device=args.device)
-    return engine.start(config, out)
+    return engine.start(config, out), None
 
 
 def _changes(run, before):
@@ -111,8 +112,7 @@ def main(argv=None):
 
 def _train(args):
     try:
-        before = engine.load_run(args.resume)[1] if args.resume else None
-        run = make_run(args)
+        run, before = make_run(args)
     except engine.RunFolderError as e:
         raise Misuse(str(e)) from None
     except (ValueError, FileNotFoundError, RuntimeError) as e:

@@ -70,8 +70,10 @@ def check_new_run_folder(out_dir, overwrite=False):
 
 def check_resume_folder(path, out_dir, overwrite=False):
     """Before resuming checkpoint ``path`` into ``out_dir``: never overwrite a later epoch
-    (resuming best.npz where last.npz is further on), nor another run's folder."""
-    epoch = read_meta(checkpoint.load(path)[2], path)[2]["epoch"]
+    (resuming best.npz where last.npz is further on), nor another run's folder.
+    Returns the checkpoint's (RunConfig, epoch), read once here."""
+    config, _, progress = read_meta(checkpoint.load(path)[2], path)
+    epoch = progress["epoch"]
     last = os.path.join(out_dir, "last.npz")
     same_folder = os.path.samefile(os.path.dirname(os.path.abspath(path)), out_dir) if os.path.isdir(out_dir) else False
     if same_folder and os.path.exists(last) and not os.path.samefile(last, path):
@@ -81,7 +83,7 @@ def check_resume_folder(path, out_dir, overwrite=False):
                                  f"from {last}, or branch from epoch {epoch} with --out NEW_FOLDER")
     elif not same_folder:
         check_new_run_folder(out_dir, overwrite)
-    return epoch
+    return config, epoch
 
 
 @dataclasses.dataclass
