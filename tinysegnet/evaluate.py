@@ -3,7 +3,9 @@
 Prints G, C, mIoU, BF and a per-class table of accuracy and IoU; ``--json FILE`` saves them.
 By default predictions are scored at the size the model was trained at (labels resized
 nearest-neighbour); ``--full-res`` resizes the class scores bilinearly to each label's own
-size instead, which is what the paper's figures mean.
+size instead, which is what the paper's figures mean. ``--samples N`` scores a Bayesian
+model's Monte Carlo dropout estimate (the argmax of the mean of N sampled softmaxes) instead
+of its single pass with dropout off ("weight averaging").
 """
 
 import os
@@ -13,9 +15,10 @@ import numpy as np
 
 from . import cli, engine
 from .backend import resolve_device
-from .cli import positive_int
+from .cli import Misuse, non_negative_int, positive_int
 from .data.camvid import CLASSES
 from .files import strict_json, write_text
+from .nn import dropout_layers
 
 
 def format_scores(result, class_names=CLASSES):
@@ -41,6 +44,10 @@ def main(argv=None):
                    help="with --full-res: the size to score at when the split's images differ in size")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--json", help="also write the scores to this JSON file")
+    p.add_argument("--samples", type=positive_int,
+                   help="Monte Carlo dropout passes per image (Bayesian models)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="with --samples: the seed of the dropout masks (default 0)")
     args = p.parse_args(argv)
     if args.size and not args.full_res:
         p.error("--size is the scoring size of --full-res: give both, or neither")
@@ -53,6 +60,9 @@ def _evaluate(args):
     try:
         device = resolve_device(args.device)
         model, config, progress = engine.load_run(args.checkpoint, device)
+        if args.samples and not dropout_layers(model):
+            raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
+                         f"bayesian-segnet); {args.checkpoint} holds {config.model}")
         if args.recompute_bn:
             train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
             engine.recompute_bn_statistics(model, train_split, config, args.batch_size, device)
@@ -61,8 +71,11 @@ def _evaluate(args):
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         sys.exit(f"evaluate: {e}")
     result, _ = engine.evaluate_split(model, split, config, args.batch_size, device, boundary_f1=True,
-                                      full_res_split=full if args.full_res else None)
+                                      full_res_split=full if args.full_res else None,
+                                      samples=args.samples or 0, seed=args.seed)
     where = f"{args.split} split, {'full resolution' if args.full_res else 'at %dx%d' % tuple(config.size)}"
+    if args.samples:
+        where += f", Monte Carlo dropout with {args.samples} samples"
     print(f"{os.path.basename(args.checkpoint)} ({config.model}, epoch {progress['epoch']}) on the {where}")
     print(format_scores(result))
     if args.json:

@@ -11,7 +11,7 @@ backward pass that will never come.
 import numpy as np
 
 from . import functional as F
-from .backend import device_of, to_device
+from .backend import device_of, to_device, xp_of
 from .functional.upsampling import bilinear_upsample_weights
 
 
@@ -300,6 +300,56 @@ class BilinearUpsample(Module):
 
     def backward(self, dout):
         return F.bilinear_upsample_backward(dout, _take(self))
+
+
+class Dropout(Module):
+    """Inverted dropout with drop probability ``p``: masks are drawn in training mode, and in
+    eval mode too while ``sampling`` is on (Bayesian SegNet's Monte Carlo inference: batch
+    norm uses its running statistics while dropout keeps drawing). Outside those it is the
+    identity. The masks come from ``rng``, which :func:`seed_dropout` sets for every dropout
+    layer of a model, so a seed fixes every mask of a run or of a Monte Carlo estimate.
+    """
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = p
+        self.sampling = False
+        self.rng = None
+        self._cache = None
+
+    def forward(self, x):
+        drawing = self.training or self.sampling
+        if drawing and self.rng is None:
+            raise RuntimeError("Dropout.forward: no random generator to draw masks with "
+                               "(call tinysegnet.nn.seed_dropout(model, seed) first)")
+        out, cache = F.dropout_forward(x, self.p, drawing, self.rng)
+        self._cache = cache if self.training else None
+        return out
+
+    def backward(self, dout):
+        return F.dropout_backward(dout, _take(self))
+
+
+def dropout_layers(model):
+    """The model's :class:`Dropout` layers, in the order its forward pass meets them."""
+    return [m for m in model.modules() if isinstance(m, Dropout)]
+
+
+def seed_dropout(model, seed):
+    """Give every dropout layer of ``model`` one generator, ``xp.random.default_rng(seed)`` on
+    the device of the model's parameters, shared so the layers draw one stream in turn.
+    A model without dropout is left as it is."""
+    layers = dropout_layers(model)
+    if layers:
+        rng = xp_of(model.parameters()[0].data).random.default_rng(seed)
+        for layer in layers:
+            layer.rng = rng
+
+
+def set_sampling(model, on):
+    """Keep dropout drawing masks in eval mode (``on=True``: Monte Carlo dropout) or not."""
+    for layer in dropout_layers(model):
+        layer.sampling = on
 
 
 class Sequential(Module):

@@ -2,6 +2,9 @@
 
 For each image writes ``<name>_labels.png`` (class ids coloured with CamVid's palette)
 and ``<name>_overlay.png`` (the labels blended over the image), at the image's own size.
+With ``--samples N`` (a Bayesian model: Monte Carlo dropout) the labels are the argmax of
+the mean of N sampled softmaxes, and ``<name>_uncertainty.png`` shows their variance
+averaged over the classes, with a colour bar.
 """
 
 import os
@@ -11,10 +14,11 @@ from PIL import Image
 
 from . import cli, engine
 from .backend import resolve_device
-from .cli import Misuse
+from .cli import Misuse, non_negative_int, positive_int
 from .data.camvid import DataError, read_image
 from .files import atomic_path
-from .viz import colorize, overlay
+from .nn import dropout_layers
+from .viz import colorize, overlay, uncertainty_map
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -47,6 +51,10 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="folder for the label maps and overlays")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--overwrite", action="store_true", help="replace label maps already in --out")
+    p.add_argument("--samples", type=positive_int,
+                   help="Monte Carlo dropout passes (Bayesian models); adds <name>_uncertainty.png")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="with --samples: the seed of the dropout masks (default 0)")
     args = p.parse_args(argv)
     cli.run_main("predict", lambda: _predict(args))
 
@@ -70,8 +78,9 @@ def _predict(args):
     except ValueError as e:
         sys.exit(f"predict: {e}")
     names = output_names(paths)
+    kinds = ("labels", "overlay") + (("uncertainty",) if args.samples else ())
     targets = [os.path.join(args.out, f"{stem}_{kind}.png") for stem in names.values()
-               for kind in ("labels", "overlay")]
+               for kind in kinds]
     existing = [t for t in targets if os.path.exists(t)]
     if existing and not args.overwrite:
         raise Misuse(f"{existing[0]} already exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}: "
@@ -79,13 +88,26 @@ def _predict(args):
     try:
         device = resolve_device(args.device)
         model, config, _ = engine.load_run(args.checkpoint, device)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        sys.exit(f"predict: {e}")
+    if args.samples and not dropout_layers(model):
+        raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
+                     f"bayesian-segnet); {args.checkpoint} holds {config.model}")
+    try:
         os.makedirs(args.out, exist_ok=True)
         for path, stem in names.items():
             image = read_image(path, "RGB")
-            labels = engine.predict(model, image, config, device)
-            save_png(colorize(labels), os.path.join(args.out, f"{stem}_labels.png"))
-            save_png(overlay(image, labels), os.path.join(args.out, f"{stem}_overlay.png"))
-            print(f"{path} -> {os.path.join(args.out, stem)}_{{labels,overlay}}.png")
+            out = os.path.join(args.out, stem)
+            if args.samples:
+                labels, uncertainty = engine.predict_monte_carlo(model, image, config, args.samples,
+                                                                 device, args.seed)
+                uncertainty_map(uncertainty, f"{out}_uncertainty.png",
+                                f"uncertainty, {args.samples} samples")
+            else:
+                labels = engine.predict(model, image, config, device)
+            save_png(colorize(labels), f"{out}_labels.png")
+            save_png(overlay(image, labels), f"{out}_overlay.png")
+            print(f"{path} -> {out}_{{{','.join(kinds)}}}.png")
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         sys.exit(f"predict: {e}")
 

@@ -1,4 +1,5 @@
-"""Pictures: colour-coded label maps, overlays, prediction grids and training curves."""
+"""Pictures: colour-coded label maps, overlays, prediction grids, training curves and
+uncertainty maps."""
 
 import numpy as np
 # Figure objects, not pyplot: saving needs no display and leaves the caller's backend alone
@@ -56,3 +57,18 @@ def training_curves(history, path):
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
+
+
+def uncertainty_map(uncertainty, path, title="uncertainty"):
+    """An uncertainty map (H, W) drawn in a colour map with its colour bar (0 to the map's
+    largest value), at about the map's own size, saved to ``path``."""
+    h, w = uncertainty.shape
+    dpi = 100
+    fig = Figure(figsize=(max(w / dpi, 2.0) * 1.25, max(h / dpi, 1.5) + 0.4), dpi=dpi)
+    ax = fig.subplots()
+    shown = ax.imshow(uncertainty, cmap="inferno", vmin=0, vmax=max(float(uncertainty.max()), 1e-12))
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")

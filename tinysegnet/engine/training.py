@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .. import checkpoint, viz
+from .. import checkpoint, nn, viz
 from ..backend import resolve_device, to_device, xp_of
 from ..data import camvid, synthetic, transforms
 from ..data.camvid import CLASSES, VOID
@@ -167,6 +167,10 @@ def train_epoch(run, on_batch=None):
     """
     model, config = run.model.train(), run.config
     weights = run.class_weights
+    # Dropout's masks: a generator per epoch, seeded by the run's seed and the epoch, so a
+    # resumed run draws exactly the masks the uninterrupted one would have.
+    epoch = run.progress["epoch"] + 1
+    nn.seed_dropout(model, int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0]))
     total, count = 0.0, 0
     for step, index in enumerate(transforms.batches(len(run.train_split), config.batch_size, run.rng)):
         images, labels = run.train_split.images[index], run.train_split.labels[index]

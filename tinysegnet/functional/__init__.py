@@ -12,7 +12,7 @@ from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .dropout import dropout_backward, dropout_forward
 from .conv import (conv2d_backward, conv2d_backward_reference, conv2d_forward,
                    conv2d_forward_reference)
-from .loss import check_labels, softmax_cross_entropy
+from .loss import check_labels, softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, unpool2x2_backward,
                       unpool2x2_forward)
 from .upsampling import (add_backward, add_forward, bilinear_upsample_backward,
@@ -24,7 +24,7 @@ __all__ = [
     "batchnorm2d_forward", "batchnorm2d_backward",
     "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "maxpool2x2_forward", "maxpool2x2_backward", "unpool2x2_forward", "unpool2x2_backward",
-    "softmax_cross_entropy", "check_labels",
+    "softmax", "softmax_cross_entropy", "check_labels",
     # the decoder variants of the paper's Table 1
     "conv_transpose2d_forward", "conv_transpose2d_backward", "depthwise_conv2d_forward",
     "depthwise_conv2d_backward", "bilinear_upsample_forward", "bilinear_upsample_backward",

@@ -32,12 +32,12 @@ def dropout_forward(x, p, training, rng):
         raise ValueError(f"dropout_forward: p must be in [0, 1), got {p}")
     if not training or p == 0:
         return x, DropoutCache(None, 1.0)
-    rng_on_device = type(rng).__module__.split(".")[0] != "numpy"
-    if rng_on_device != is_cupy_array(x):
+    draws = rng.random(x.shape, dtype=x.dtype)
+    if is_cupy_array(draws) != is_cupy_array(x):
         raise TypeError("dropout_forward: the random generator must belong to x's array module "
                         "(xp.random.default_rng(seed)), so the mask is drawn where x lives")
     xp = xp_of(x)
-    keep = rng.random(x.shape, dtype=x.dtype) >= p
+    keep = draws >= p
     scale = 1.0 / (1.0 - p)
     return xp.where(keep, x * x.dtype.type(scale), x.dtype.type(0)), DropoutCache(keep, scale)
 

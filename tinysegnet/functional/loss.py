@@ -35,6 +35,16 @@ def check_labels(labels, n_classes, ignore_index=None):
                          f"[0, {n_classes}) and is not the ignore label {ignore_index}")
 
 
+def softmax(logits):
+    """Class probabilities (N, K, H, W) from logits (N, K, H, W): exp(z_k) / sum_j exp(z_j),
+    computed from z - max_k z so that no exponent overflows."""
+    require_ndim("softmax", "logits", logits, 4, "(N, K, H, W)")
+    require_float("softmax", "logits", logits)
+    xp = xp_of(logits)
+    e = xp.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def softmax_cross_entropy(logits, labels, class_weights=None, ignore_index=None):
     """Returns ``(loss, dlogits)``: loss a 0-d array (``float(loss)`` for the number; on a
     GPU that waits for the device, so do it once per step), dlogits shaped like logits.

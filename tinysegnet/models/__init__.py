@@ -4,10 +4,11 @@ import functools
 
 from .decoders import VARIANTS, DecoderVariant
 from .pixel import PixelClassifier
-from .segnet import SegNet
-from .segnet_basic import SegNetBasic
+from .segnet import BayesianSegNet, SegNet
+from .segnet_basic import BayesianSegNetBasic, SegNetBasic
 
-MODELS = {"segnet-basic": SegNetBasic, "segnet": SegNet, "pixel": PixelClassifier}
+MODELS = {m.name: m for m in (SegNetBasic, SegNet, BayesianSegNetBasic, BayesianSegNet)}
+MODELS["pixel"] = PixelClassifier
 MODELS.update({v: functools.partial(DecoderVariant, v) for v in VARIANTS})
 
 

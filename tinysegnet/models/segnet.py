@@ -26,14 +26,20 @@ def _conv_bn_relu(cin, cout, rng, input_grad=True):
 
 
 class SegNet(EncoderDecoder):
+    name = "segnet"
+    dropout = 0.0  # drop probability after the DROPOUT_BLOCKS deepest encoder and decoder blocks
+    dropout_blocks = 3
+
     def __init__(self, n_classes=11, in_channels=3, base_width=64, seed=0):
         super().__init__()
-        self.config = dict(name="segnet", n_classes=n_classes, in_channels=in_channels,
+        self.config = dict(name=self.name, n_classes=n_classes, in_channels=in_channels,
                            base_width=base_width, seed=seed)
         rng = np.random.default_rng(seed)
+        n = len(VGG16_BLOCKS)
+        deep = range(n - self.dropout_blocks, n) if self.dropout else ()
         encoder, pools, block_inputs = [], [], []
         channels = in_channels
-        for block in VGG16_BLOCKS:
+        for index, block in enumerate(VGG16_BLOCKS):
             block_inputs.append(channels)
             for multiple in block:
                 encoder += _conv_bn_relu(channels, multiple * base_width, rng,
@@ -41,9 +47,11 @@ class SegNet(EncoderDecoder):
                 channels = multiple * base_width
             pool = nn.MaxPool2x2()
             encoder.append(pool)
+            encoder += [nn.Dropout(self.dropout)] if index in deep else []
             pools.append(pool)
         decoder = []
-        for block, pool, block_input in reversed(list(zip(VGG16_BLOCKS, pools, block_inputs))):
+        for index, block, pool, block_input in reversed(list(zip(range(n), VGG16_BLOCKS, pools,
+                                                                  block_inputs))):
             decoder.append(nn.Unpool2x2(pool))
             widths = [m * base_width for m in block]
             outputs = widths[1:][::-1] + [block_input]  # mirror: narrow back to the block's input
@@ -52,6 +60,16 @@ class SegNet(EncoderDecoder):
             for cout in outputs:
                 decoder += _conv_bn_relu(channels, cout, rng)
                 channels = cout
+            decoder += [nn.Dropout(self.dropout)] if index in deep else []
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.Sequential(*decoder)
         self.classifier = nn.Conv2d(channels, n_classes, 3, bias=True, rng=rng)
+
+
+class BayesianSegNet(SegNet):
+    """Bayesian SegNet (SegNet-Tutorial's ``bayesian_segnet_train.prototxt``): SegNet with
+    dropout p = 0.5 after pool3, pool4 and pool5 and after the decoders' conv5_1_D, conv4_1_D
+    and conv3_1_D (the last convolution of the three deepest decoder blocks)."""
+
+    name = "bayesian-segnet"
+    dropout = 0.5

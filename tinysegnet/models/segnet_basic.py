@@ -19,24 +19,31 @@ DEPTH = 4
 
 
 class SegNetBasic(EncoderDecoder):
+    name = "segnet-basic"
+    dropout = 0.0  # drop probability after the DROPOUT_DEPTH deepest encoders and decoders
+    dropout_depth = 2
+
     def __init__(self, n_classes=11, in_channels=3, width=64, kernel=7, seed=0):
         super().__init__()
-        self.config = dict(name="segnet-basic", n_classes=n_classes, in_channels=in_channels,
+        self.config = dict(name=self.name, n_classes=n_classes, in_channels=in_channels,
                            width=width, kernel=kernel, seed=seed)
         rng = np.random.default_rng(seed)
+        deep = range(DEPTH - self.dropout_depth, DEPTH) if self.dropout else ()
         encoder, pools = [], []
         channels = in_channels
-        for _ in range(DEPTH):
+        for stage in range(DEPTH):
             pool = nn.MaxPool2x2()
             encoder += [nn.Conv2d(channels, width, kernel, bias=False, rng=rng,
                                   input_grad=bool(encoder)),  # the image needs no gradient
                         nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT), nn.ReLU(), pool]
+            encoder += [nn.Dropout(self.dropout)] if stage in deep else []
             pools.append(pool)
             channels = width
         decoder = []
-        for pool in reversed(pools):
+        for stage, pool in reversed(list(enumerate(pools))):
             decoder += [nn.Unpool2x2(pool), nn.Conv2d(width, width, kernel, bias=False, rng=rng),
                         nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT)]
+            decoder += [nn.Dropout(self.dropout)] if stage in deep else []
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.Sequential(*decoder)
         self.classifier = nn.Conv2d(width, n_classes, 1, bias=True, rng=rng)
@@ -49,3 +56,13 @@ class SegNetBasic(EncoderDecoder):
             h, w = pooled_size(h, w)
             indices += self.config["width"] * h * w
         return indices, 0
+
+
+class BayesianSegNetBasic(SegNetBasic):
+    """Bayesian SegNet-Basic (Kendall, Badrinarayanan and Cipolla, 2015; SegNet-Tutorial's
+    ``bayesian_segnet_basic_train.prototxt``): SegNet-Basic with dropout p = 0.5 after the 3rd
+    and 4th encoders' pooling and after the 4th and 3rd decoders, the two deepest on each side.
+    The same weights as SegNet-Basic; dropout adds none."""
+
+    name = "bayesian-segnet-basic"
+    dropout = 0.5
