@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tinysegnet import experiments
+from tinysegnet import engine, experiments
 
 
 def test_decoders_writes_table_and_plot(tiny_set, tmp_path, capsys):
@@ -17,15 +17,16 @@ def test_decoders_writes_table_and_plot(tiny_set, tmp_path, capsys):
     assert os.path.getsize(tmp_path / "docs" / "decoders.png") > 1000
 
 
-def test_usage():
-    with pytest.raises(SystemExit, match="usage"):
+def test_usage(capsys):
+    with pytest.raises(SystemExit) as e:
         experiments.main(["tables"])
+    assert e.value.code == 2 and "usage" in capsys.readouterr().err
 
 
 def test_a_diverged_variant_is_reported_not_fatal(tiny_set, tmp_path, monkeypatch):
     def diverge(run, **_):
-        raise experiments.engine.Diverged("loss is nan at step 3 in epoch 1", None)
-    monkeypatch.setattr(experiments.engine, "fit", diverge)
+        raise engine.Diverged("loss is nan at step 3 in epoch 1", None)
+    monkeypatch.setattr(engine, "fit", diverge)
     experiments.main(["decoders", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1",
                       "--variants", "fcn-basic-no-dim-reduction", "--runs", str(tmp_path / "runs"),
                       "--report", str(tmp_path / "docs")])

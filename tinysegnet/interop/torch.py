@@ -6,7 +6,8 @@ whole models), the bench (the same networks timed in PyTorch) and anyone who out
 and wants to continue a run in PyTorch (``python -m tinysegnet.export``).
 
 The twin is built from a tinysegnet model config, so its layers come in the same order as
-ours: every convolution and batch norm of ours has one counterpart, matched by position.
+ours: every convolution and batch norm of ours has one counterpart, matched by position,
+and the Bayesian models' dropout layers sit where ours do (``enc_drop`` / ``dec_drop``).
 Parameter names map as ``weight``/``bias`` (convolution), ``gamma -> weight``,
 ``beta -> bias``, ``running_mean``, ``running_var`` (batch norm).
 """
@@ -15,9 +16,9 @@ import numpy as np
 
 from .. import nn
 from ..backend import to_numpy
-from ..models import from_config
+from ..models import MODELS, from_config
 
-TWINS = ("segnet-basic", "segnet")
+TWINS = ("segnet-basic", "segnet", "bayesian-segnet-basic", "bayesian-segnet")
 
 
 def _torch():
@@ -40,21 +41,29 @@ def torch_model(config):
         raise ValueError(f"no PyTorch twin for model {name!r}: only {', '.join(TWINS)}")
 
     class Net(tnn.Module):
-        def __init__(self, encoder_blocks, decoder_blocks, classifier):
+        """Encoder blocks, each followed by indexed pooling and then ``enc_drop``; decoder
+        blocks (deepest first), each after sized unpooling and followed by ``dec_drop``."""
+
+        def __init__(self, encoder_blocks, decoder_blocks, classifier, dropout, deep):
             super().__init__()
             self.enc = tnn.ModuleList(encoder_blocks)
             self.dec = tnn.ModuleList(decoder_blocks)
             self.classifier = classifier
+            n = len(encoder_blocks)
+            drop = lambda on: tnn.Dropout(dropout) if on else tnn.Identity()
+            self.enc_drop = tnn.ModuleList(drop(i >= n - deep) for i in range(n))
+            self.dec_drop = tnn.ModuleList(drop(j < deep) for j in range(n))
 
         def forward(self, x):
             saved = []
-            for block in self.enc:
+            for block, drop in zip(self.enc, self.enc_drop):
                 x = block(x)
                 size = x.shape[2:]
                 x, idx = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
                 saved.append((idx, size))
-            for block, (idx, size) in zip(self.dec, reversed(saved)):
-                x = block(torch.nn.functional.max_unpool2d(x, idx, 2, 2, output_size=size))
+                x = drop(x)
+            for block, drop, (idx, size) in zip(self.dec, self.dec_drop, reversed(saved)):
+                x = drop(block(torch.nn.functional.max_unpool2d(x, idx, 2, 2, output_size=size)))
             return self.classifier(x)
 
     def cbr(cin, cout, k, bias, relu=True):
@@ -62,11 +71,14 @@ def torch_model(config):
         return layers + [tnn.ReLU()] if relu else layers
 
     n_classes, cin = config.get("n_classes", 11), config.get("in_channels", 3)
-    if name == "segnet-basic":
+    ours = MODELS[name]
+    dropout = ours.dropout
+    if name.endswith("segnet-basic"):
         width, k = config.get("width", 64), config.get("kernel", 7)
         enc = [tnn.Sequential(*cbr(cin if i == 0 else width, width, k, False)) for i in range(4)]
         dec = [tnn.Sequential(*cbr(width, width, k, False, relu=False)) for _ in range(4)]
-        return Net(enc, dec, tnn.Conv2d(width, n_classes, 1))
+        return Net(enc, dec, tnn.Conv2d(width, n_classes, 1), dropout,
+                   ours.dropout_depth if dropout else 0)
     base = config.get("base_width", 64)
     widths = [[base] * 2, [2 * base] * 2, [4 * base] * 3, [8 * base] * 3, [8 * base] * 3]
     enc, channels = [], cin
@@ -84,7 +96,8 @@ def torch_model(config):
             layers += cbr(channels, cout, 3, True)
             channels = cout
         dec.append(tnn.Sequential(*layers))
-    return Net(enc, dec, tnn.Conv2d(channels, n_classes, 3, padding=1))
+    return Net(enc, dec, tnn.Conv2d(channels, n_classes, 3, padding=1), dropout,
+               ours.dropout_blocks if dropout else 0)
 
 
 def _pairs(model, net):

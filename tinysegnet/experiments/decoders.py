@@ -13,23 +13,15 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import cli, engine
-from .backend import array_module, resolve_device, to_device
-from .cli import positive_int
-from .files import write_text
-from .models import VARIANTS, build
-from .models.decoders import storage_multiplier
-from .timing import timeit
+from .. import cli, engine
+from ..backend import resolve_device
+from ..cli import positive_int
+from ..files import write_text
+from ..models import VARIANTS, build
+from ..models.decoders import storage_multiplier
+from .common import inference_ms, train_model, trained
 
 ORDER = ("segnet-basic",) + VARIANTS
-
-
-def inference_ms(model, size, device, repeat=3):
-    """Median milliseconds of one forward pass of a single image (the device synchronised)."""
-    x = to_device(np.random.default_rng(0).standard_normal((1, 3) + tuple(size), dtype=np.float32),
-                  device)
-    model.eval()
-    return 1000 * timeit(lambda: model.forward(x), array_module(device), repeat=repeat)
 
 
 def measure(variant, run_dir, device):
@@ -41,30 +33,6 @@ def measure(variant, run_dir, device):
                 storage=storage_multiplier(model, tuple(config.size)),
                 ms=inference_ms(model, config.size, device), epoch=progress["best_epoch"],
                 **{k: scores[k] for k in ("G", "C", "mIoU", "BF")})
-
-
-def _trained(run_dir, epochs):
-    path = os.path.join(run_dir, "last.npz")
-    return os.path.exists(path) and engine.load_run(path)[2]["epoch"] >= epochs
-
-
-def train_variant(variant, run_dir, args):
-    """Train one variant with the shared protocol (or continue its run). A diverged variant
-    is a row of the table, not the end of it: returns False then."""
-    config = engine.RunConfig.for_data(os.path.abspath(args.data_dir) if args.data_dir else None,
-                                       model=variant, size=tuple(args.size) if args.size else None,
-                                       epochs=args.epochs, batch_size=args.batch_size,
-                                       device=args.device)
-    last = os.path.join(run_dir, "last.npz")
-    run = (engine.restore(last, epochs=args.epochs, device=args.device) if os.path.exists(last)
-           else engine.start(config, run_dir))
-    try:
-        engine.fit(run, on_epoch=lambda run, r, best: print(
-            f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val mIoU {100 * r['mIoU']:.1f}", flush=True))
-    except engine.Diverged as e:
-        print(f"{variant}: {e}")
-        return False
-    return True
 
 
 def write_report(rows, command, folder):
@@ -102,7 +70,7 @@ def write_report(rows, command, folder):
     return path
 
 
-def decoders(argv):
+def main(argv):
     p = cli.ArgumentParser(prog="python -m tinysegnet.experiments decoders",
                                 description="train every decoder variant with one protocol")
     p.add_argument("--data-dir", help="CamVid (default: the synthetic set)")
@@ -126,11 +94,13 @@ def _decoders(args, argv):
     for variant in args.variants:
         run_dir = os.path.join(args.runs, variant)
         print(f"== {variant}", flush=True)
-        if _trained(run_dir, args.epochs):
+        if trained(run_dir, args.epochs):
             print(f"already trained for {args.epochs} epochs in {run_dir}")
         else:
             try:
-                train_variant(variant, run_dir, args)
+                train_model(variant, run_dir, args)
+            except engine.Diverged as e:  # a diverged variant is a row of the table
+                print(f"{variant}: {e}")
             except (ValueError, FileNotFoundError, RuntimeError) as e:
                 sys.exit(f"experiments: {e}")
         if os.path.exists(os.path.join(run_dir, "best.npz")):
@@ -143,12 +113,3 @@ def _decoders(args, argv):
     print(f"wrote {write_report(rows, command, args.report)}")
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "decoders":
-        sys.exit("usage: python -m tinysegnet.experiments decoders [--data-dir DIR --size H W --epochs N]")
-    decoders(argv[1:])
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,21 @@
+"""Experiments that rerun the papers' comparisons: ``python -m tinysegnet.experiments NAME ...``.
+
+- ``decoders``: the SegNet paper's Table 1, SegNet-Basic against bilinear and FCN decoders.
+- ``bayesian``: Bayesian SegNet's claims, Monte Carlo dropout against SegNet-Basic.
+"""
+
+import sys
+
+from . import bayesian, decoders
+
+EXPERIMENTS = {"decoders": decoders.main, "bayesian": bayesian.main}
+USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian} [--data-dir DIR ...] "
+         "(--help after the name for its options)")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in EXPERIMENTS:
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
+    EXPERIMENTS[argv[0]](argv[1:])
