@@ -17,11 +17,11 @@ import time
 import numpy as np
 
 from .. import checkpoint, nn, viz
+from .. import functional as F
 from ..backend import resolve_device, to_device, xp_of
 from ..data import camvid, synthetic, transforms
 from ..data.camvid import CLASSES, VOID
 from ..files import strict_json, write_text
-from ..functional import check_labels, softmax_cross_entropy
 from ..models import build, from_config
 from ..optim import SGD
 from .config import checkpoint_meta, read_meta
@@ -176,10 +176,11 @@ def train_epoch(run, on_batch=None):
         images, labels = run.train_split.images[index], run.train_split.labels[index]
         if config.flip:
             images, labels = transforms.random_flip(images, labels, run.rng)
-        check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
+        F.check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
         x = to_device(standardize(images, config), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
-        loss, dlogits = softmax_cross_entropy(model.forward(x), y, weights, VOID)
+        # looked up on the package at each step, so functional.use() reaches the loss too
+        loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, weights, VOID)
         loss = float(loss)  # the step's one wait for the device
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss is {loss} at step {step + 1}")

@@ -1,0 +1,627 @@
+"""The exercise checks catch wrong answers: for every exercise, the lessons' own solution
+passes its check and each answer of a catalogue of plausible mistakes fails it."""
+
+import numpy as np
+import pytest
+
+from tinysegnet import functional as F
+from tinysegnet import metrics
+from tinysegnet.course import capstone, checks
+from tinysegnet.functional.dropout import DropoutCache
+from tinysegnet.metrics import boundary, dilate
+
+nbformat = pytest.importorskip("nbformat")
+
+from tinysegnet import lessons  # noqa: E402
+
+
+def _solutions():
+    """{exercise: namespace after running its solution cell} from the lesson notebooks."""
+    found = {}
+    for path in lessons.lesson_paths():
+        for cell in nbformat.read(path, as_version=4).cells:
+            if "solution" in cell.metadata.get("tags", []):
+                namespace = {"np": np}
+                exec(cell.source, namespace)
+                found[cell.metadata["exercise"]] = namespace
+    return found
+
+
+SOLUTIONS = _solutions()
+
+
+def _pad(x, p):
+    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+
+
+# -- 2.1 conv_forward -------------------------------------------------------------------------
+
+def conv_forward_pad_one(x, w, b):  # padding fixed at 1: right only for k = 3
+    N, C, H, W = x.shape
+    k = w.shape[2]
+    xpad = _pad(x, 1)
+    Ho, Wo = H + 2 - k + 1, W + 2 - k + 1
+    out = np.zeros((N, w.shape[0], Ho, Wo))
+    for u in range(k):
+        for v in range(k):
+            out += np.einsum("fc,nchw->nfhw", w[:, :, u, v], xpad[:, :, u:u + Ho, v:v + Wo])
+    return out + b[None, :, None, None]
+
+
+def conv_forward_flipped(x, w, b):  # a true convolution: the kernel flipped
+    return SOLUTIONS["2.1"]["conv_forward"](x, w[:, :, ::-1, ::-1], b)
+
+
+def conv_forward_no_bias(x, w, b):
+    return SOLUTIONS["2.1"]["conv_forward"](x, w, np.zeros_like(b))
+
+
+def conv_forward_square_loops(x, w, b):  # the column loop bounded by the height
+    N, C, H, W = x.shape
+    k = w.shape[2]
+    p = (k - 1) // 2
+    xpad = _pad(x, p)
+    out = np.zeros((N, w.shape[0], H, W)) + b[None, :, None, None]
+    for i in range(H):
+        for j in range(min(H, W)):
+            out[:, :, i, j] += np.einsum("fcuv,ncuv->nf", w, xpad[:, :, i:i + k, j:j + k])
+    return out
+
+
+def conv_forward_library(x, w, b):
+    return F.conv2d_forward(x, w, b)[0]
+
+
+# -- 2.2 conv_dw ------------------------------------------------------------------------------
+
+def conv_dw_first_image(xpad, dout, k):  # the batch sum forgotten
+    return SOLUTIONS["2.2"]["conv_dw"](xpad[:1], dout[:1], k)
+
+
+def conv_dw_channels_swapped(xpad, dout, k):
+    dw = np.zeros((xpad.shape[1], dout.shape[1], k, k))
+    Ho, Wo = dout.shape[2:]
+    for u in range(k):
+        for v in range(k):
+            dw[:, :, u, v] = np.einsum("nfhw,nchw->cf", dout, xpad[:, :, u:u + Ho, v:v + Wo])
+    return dw
+
+
+def conv_dw_square_loops(xpad, dout, k):
+    N, F_, Ho, Wo = dout.shape
+    dw = np.zeros((F_, xpad.shape[1], k, k))
+    for n in range(N):
+        for i in range(Ho):
+            for j in range(min(Ho, Wo)):
+                dw += dout[n, :, i, j][:, None, None, None] * xpad[n, :, i:i + k, j:j + k]
+    return dw
+
+
+def conv_dw_library(xpad, dout, k):
+    p = (k - 1) // 2
+    x = xpad[:, :, p:xpad.shape[2] - p, p:xpad.shape[3] - p]
+    _, cache = F.conv2d_forward(x, np.zeros((dout.shape[1], x.shape[1], k, k)))
+    return F.conv2d_backward(dout, cache)[1]
+
+
+# -- 2.3 conv_dx ------------------------------------------------------------------------------
+
+def conv_dx_not_flipped(dout, w):  # correlates dout with w instead of scattering
+    k = w.shape[2]
+    p = (k - 1) // 2
+    H, W = dout.shape[2:]
+    gpad = _pad(dout, p)
+    dx = np.zeros((dout.shape[0], w.shape[1], H, W))
+    for u in range(k):
+        for v in range(k):
+            dx += np.einsum("fc,nfhw->nchw", w[:, :, u, v], gpad[:, :, u:u + H, v:v + W])
+    return dx
+
+
+def conv_dx_cropped_at_the_corner(dout, w):
+    k = w.shape[2]
+    p = (k - 1) // 2
+    N, F_, H, W = dout.shape
+    dxpad = np.zeros((N, w.shape[1], H + 2 * p, W + 2 * p))
+    for u in range(k):
+        for v in range(k):
+            dxpad[:, :, u:u + H, v:v + W] += np.einsum("fc,nfhw->nchw", w[:, :, u, v], dout)
+    return dxpad[:, :, :H, :W]
+
+
+def conv_dx_pad_one(dout, w):
+    N, F_, H, W = dout.shape
+    k = w.shape[2]
+    dxpad = np.zeros((N, w.shape[1], H + 2, W + 2))
+    for u in range(min(k, 3)):
+        for v in range(min(k, 3)):
+            dxpad[:, :, u:u + H, v:v + W] += np.einsum("fc,nfhw->nchw", w[:, :, u, v], dout)
+    return dxpad[:, :, 1:1 + H, 1:1 + W]
+
+
+def conv_dx_library(dout, w):
+    x = np.zeros((dout.shape[0], w.shape[1]) + dout.shape[2:])
+    return F.conv2d_backward(dout, F.conv2d_forward(x, w)[1])[0]
+
+
+# -- 3.1 bn_dx, 3.2 bn_dparams ----------------------------------------------------------------
+
+def _sums(a):
+    return a.sum(axis=(0, 2, 3), keepdims=True)
+
+
+def bn_dx_no_xhat_term(dout, xhat, gamma, inv_std):
+    m = dout.size // dout.shape[1]
+    g = dout * gamma[None, :, None, None]
+    return (m * g - _sums(g)) * inv_std[None, :, None, None] / m
+
+
+def bn_dx_unbiased(dout, xhat, gamma, inv_std):
+    m = dout.size // dout.shape[1]
+    g = dout * gamma[None, :, None, None]
+    return (m * g - _sums(g) - xhat * _sums(g * xhat)) * inv_std[None, :, None, None] / (m - 1)
+
+
+def bn_dx_no_gamma(dout, xhat, gamma, inv_std):
+    return SOLUTIONS["3.1"]["bn_dx"](dout, xhat, np.ones_like(gamma), inv_std)
+
+
+def bn_dx_inference_mode(dout, xhat, gamma, inv_std):  # only the direct path
+    return dout * (gamma * inv_std)[None, :, None, None]
+
+
+def bn_dparams_swapped(dout, xhat):
+    return dout.sum(axis=(0, 2, 3)), (dout * xhat).sum(axis=(0, 2, 3))
+
+
+def bn_dparams_batch_axis_only(dout, xhat):
+    return (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def bn_dparams_means(dout, xhat):
+    return (dout * xhat).mean(axis=(0, 2, 3)), dout.mean(axis=(0, 2, 3))
+
+
+# -- 4.1 - 4.4 pooling and unpooling ----------------------------------------------------------
+
+def _windows(x, fill):
+    N, C, H, W = x.shape
+    Ho, Wo = (H + 1) // 2, (W + 1) // 2
+    xpad = np.full((N, C, 2 * Ho, 2 * Wo), fill)
+    xpad[:, :, :H, :W] = x
+    return np.stack([xpad[:, :, di::2, dj::2] for di in (0, 1) for dj in (0, 1)])
+
+
+def maxpool_floor_mode(x):
+    H, W = x.shape[2:]
+    windows = _windows(x[:, :, :H // 2 * 2, :W // 2 * 2], -np.inf)
+    return windows.max(axis=0), windows.argmax(axis=0)
+
+
+def maxpool_ties_to_the_last(x):
+    windows = _windows(x, -np.inf)
+    return windows.max(axis=0), 3 - windows[::-1].argmax(axis=0)
+
+
+def maxpool_column_major_indices(x):
+    windows = _windows(x, -np.inf)
+    index = windows.argmax(axis=0)
+    return windows.max(axis=0), (index % 2) * 2 + index // 2
+
+
+def maxpool_zero_padding(x):  # pads with 0: a negative border window "wins" the padding
+    windows = _windows(x, 0.0)
+    return windows.max(axis=0), windows.argmax(axis=0)
+
+
+def maxpool_dx_no_crop(dout, indices, input_shape):
+    N, C, Ho, Wo = dout.shape
+    dx = np.zeros((N, C, 2 * Ho, 2 * Wo))
+    for k in range(4):
+        dx[:, :, k // 2::2, k % 2::2] = np.where(indices == k, dout, 0)
+    return dx
+
+
+def maxpool_dx_offsets_swapped(dout, indices, input_shape):
+    N, C, Ho, Wo = dout.shape
+    dx = np.zeros((N, C, 2 * Ho, 2 * Wo))
+    for k in range(4):
+        dx[:, :, k % 2::2, k // 2::2] = np.where(indices == k, dout, 0)
+    return dx[:, :, :input_shape[2], :input_shape[3]]
+
+
+def maxpool_dx_everywhere(dout, indices, input_shape):  # no indices: the gradient spread
+    N, C, Ho, Wo = dout.shape
+    dx = np.zeros((N, C, 2 * Ho, 2 * Wo))
+    for k in range(4):
+        dx[:, :, k // 2::2, k % 2::2] = dout
+    return dx[:, :, :input_shape[2], :input_shape[3]]
+
+
+def maxpool_dx_library(dout, indices, input_shape):
+    return F.maxpool2x2_backward(dout, indices, input_shape)
+
+
+def unpool_nearest(values, indices, size):  # copies every value into its whole window
+    N, C, Ho, Wo = values.shape
+    out = np.zeros((N, C, 2 * Ho, 2 * Wo))
+    for k in range(4):
+        out[:, :, k // 2::2, k % 2::2] = values
+    return out[:, :, :size[0], :size[1]]
+
+
+def unpool_offsets_swapped(values, indices, size):
+    N, C, Ho, Wo = values.shape
+    out = np.zeros((N, C, 2 * Ho, 2 * Wo))
+    for k in range(4):
+        out[:, :, k % 2::2, k // 2::2] = np.where(indices == k, values, 0)
+    return out[:, :, :size[0], :size[1]]
+
+
+def unpool_no_crop(values, indices, size):
+    N, C, Ho, Wo = values.shape
+    out = np.zeros((N, C, 2 * Ho, 2 * Wo))
+    for k in range(4):
+        out[:, :, k // 2::2, k % 2::2] = np.where(indices == k, values, 0)
+    return out
+
+
+def unpool_library(values, indices, size):
+    return F.unpool2x2_forward(values, indices, size)
+
+
+def _full(dout, indices):
+    N, C, Ho, Wo = indices.shape
+    full = np.zeros((N, C, 2 * Ho, 2 * Wo))
+    full[:, :, :dout.shape[2], :dout.shape[3]] = dout
+    return full
+
+
+def unpool_dvalues_window_sum(dout, indices):
+    full = _full(dout, indices)
+    return sum(full[:, :, k // 2::2, k % 2::2] for k in range(4))
+
+
+def unpool_dvalues_offsets_swapped(dout, indices):
+    full = _full(dout, indices)
+    return sum(np.where(indices == k, full[:, :, k % 2::2, k // 2::2], 0) for k in range(4))
+
+
+def unpool_dvalues_window_max(dout, indices):
+    full = _full(dout, indices)
+    return np.max([full[:, :, k // 2::2, k % 2::2] for k in range(4)], axis=0)
+
+
+# -- 5.1 ce_grad, 5.2 median_frequency --------------------------------------------------------
+
+def _softmax(z, shift=True):
+    e = np.exp(z - z.max(axis=1, keepdims=True)) if shift else np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _ce(logits, labels, weights, ignore, shift=True, void_mask=True, normaliser="valid"):
+    valid = labels != ignore
+    target = np.where(valid, labels, 0)
+    onehot = np.arange(logits.shape[1])[None, :, None, None] == target[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = _softmax(logits, shift)
+    pixel = weights[target] * (valid if void_mask else 1)
+    total = {"valid": valid.sum(), "all": labels.size, "weights": (weights[target] * valid).sum()}[normaliser]
+    return (p - onehot) * (pixel / total)[:, None]
+
+
+def ce_grad_no_shift(logits, labels, weights, ignore):
+    return _ce(logits, labels, weights, ignore, shift=False)
+
+
+def ce_grad_over_all_pixels(logits, labels, weights, ignore):
+    return _ce(logits, labels, weights, ignore, normaliser="all")
+
+
+def ce_grad_void_not_masked(logits, labels, weights, ignore):
+    return _ce(logits, labels, weights, ignore, void_mask=False)
+
+
+def ce_grad_pytorch_normalisation(logits, labels, weights, ignore):
+    return _ce(logits, labels, weights, ignore, normaliser="weights")
+
+
+def ce_grad_library(logits, labels, weights, ignore):
+    return F.softmax_cross_entropy(logits, labels, weights, ignore)[1]
+
+
+def _counts(labels, n_classes, ignore):
+    per_image = [np.bincount(im[im != ignore], minlength=n_classes)[:n_classes] for im in labels]
+    return np.array(per_image), np.array([(im != ignore).sum() for im in labels])
+
+
+def median_frequency_global(labels, n_classes, ignore):  # pixels of c / all valid pixels
+    counts, sizes = _counts(labels, n_classes, ignore)
+    freq = counts.sum(0) / sizes.sum()
+    seen = freq > 0
+    return np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1), 0)
+
+
+def median_frequency_void_counted(labels, n_classes, ignore):
+    counts, _ = _counts(labels, n_classes, ignore)
+    sizes = np.array([im.size for im in labels])
+    totals = ((counts > 0) * sizes[:, None]).sum(0)
+    seen = totals > 0
+    freq = np.where(seen, counts.sum(0) / np.maximum(totals, 1), 0)
+    return np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1), 0)
+
+
+def median_frequency_mean(labels, n_classes, ignore):
+    counts, sizes = _counts(labels, n_classes, ignore)
+    totals = ((counts > 0) * sizes[:, None]).sum(0)
+    seen = totals > 0
+    freq = np.where(seen, counts.sum(0) / np.maximum(totals, 1), 0)
+    return np.where(seen, np.mean(freq[seen]) / np.where(seen, freq, 1), 0)
+
+
+def median_frequency_absent_in_median(labels, n_classes, ignore):
+    counts, sizes = _counts(labels, n_classes, ignore)
+    totals = ((counts > 0) * sizes[:, None]).sum(0)
+    seen = totals > 0
+    freq = np.where(seen, counts.sum(0) / np.maximum(totals, 1), 0)
+    return np.where(seen, np.median(freq) / np.where(seen, freq, 1), 0)
+
+
+# -- 8.1 - 8.3 metrics ------------------------------------------------------------------------
+
+def confusion_transposed(predictions, labels, n_classes, ignore):
+    return SOLUTIONS["8.1"]["confusion"](predictions, labels, n_classes, ignore).T
+
+
+def confusion_void_kept(predictions, labels, n_classes, ignore):
+    keep = labels < n_classes
+    index = np.minimum(labels, n_classes - 1) * n_classes + predictions
+    return np.bincount(index.ravel(), minlength=n_classes ** 2).reshape(n_classes, n_classes) + 0 * keep.sum()
+
+
+def confusion_diagonal_only(predictions, labels, n_classes, ignore):
+    valid = labels != ignore
+    hits = np.bincount(labels[valid & (labels == predictions)], minlength=n_classes)[:n_classes]
+    return np.diag(hits)
+
+
+def _rates(conf):
+    conf = conf.astype(float)
+    hits, true, pred = np.diag(conf), conf.sum(1), conf.sum(0)
+    return hits, true, pred
+
+
+def scores_absent_as_zero(conf):
+    hits, true, pred = _rates(conf)
+    acc = np.where(true > 0, hits / np.maximum(true, 1), 0)
+    iou = np.where(true > 0, hits / np.maximum(true + pred - hits, 1), 0)
+    return hits.sum() / conf.sum(), acc.mean(), iou.mean()
+
+
+def scores_union_double_counts(conf):
+    hits, true, pred = _rates(conf)
+    seen = true > 0
+    return hits.sum() / conf.sum(), np.mean(hits[seen] / true[seen]), np.mean(hits[seen] / (true + pred)[seen])
+
+
+def scores_g_as_class_mean(conf):
+    hits, true, pred = _rates(conf)
+    seen = true > 0
+    C = np.mean(hits[seen] / true[seen])
+    return C, C, np.mean(hits[seen] / (true + pred - hits)[seen])
+
+
+def scores_iou_over_predicted(conf):  # absent classes chosen by the prediction's column
+    hits, true, pred = _rates(conf)
+    seen = pred > 0
+    return (hits.sum() / conf.sum(), np.mean(hits[true > 0] / true[true > 0]),
+            np.mean(hits[seen] / (true + pred - hits)[seen]))
+
+
+def _bf(prediction, label, n_classes, ignore, radius=None, dilation=True, void=True, absent=False):
+    valid = label != ignore if void else np.ones(label.shape, bool)
+    radius = 0.0075 * np.hypot(*label.shape) if radius is None else radius
+    f1s = []
+    for c in range(n_classes):
+        t, p = (label == c) & valid, (prediction == c) & valid
+        if not t.any() and not p.any():
+            if absent:
+                f1s.append(0.0)
+            continue
+        te, pe = boundary(t), boundary(p)
+        if not te.any() or not pe.any():
+            f1s.append(0.0)
+            continue
+        near_t = dilate(te, radius) if dilation else te
+        near_p = dilate(pe, radius) if dilation else pe
+        precision, recall = (pe & near_t).sum() / pe.sum(), (te & near_p).sum() / te.sum()
+        f1s.append(0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
+    return float(np.mean(f1s))
+
+
+def bf_tolerance_from_height(prediction, label, n_classes, ignore):
+    return _bf(prediction, label, n_classes, ignore, radius=0.0075 * label.shape[0])
+
+
+def bf_exact_matching(prediction, label, n_classes, ignore):
+    return _bf(prediction, label, n_classes, ignore, dilation=False)
+
+
+def bf_void_kept(prediction, label, n_classes, ignore):
+    return _bf(prediction, label, n_classes, ignore, void=False)
+
+
+def bf_absent_classes_count(prediction, label, n_classes, ignore):
+    return _bf(prediction, label, n_classes, ignore, absent=True)
+
+
+def bf_library(prediction, label, n_classes, ignore):
+    return metrics.boundary_f1(prediction, label, n_classes, ignore)
+
+
+# -- 10.1 transposed convolution --------------------------------------------------------------
+
+def _tconv_back(dout, x, w, stride=2, pad=1, swap_dw=False):
+    N, C, H, W = x.shape
+    k = w.shape[2]
+    full = np.zeros((N, w.shape[1], stride * (H - 1) + k, stride * (W - 1) + k))
+    Ho, Wo = dout.shape[2:]
+    full[:, :, pad:pad + Ho, pad:pad + Wo] = dout[:, :, :full.shape[2] - pad, :full.shape[3] - pad]
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
+    for u in range(k):
+        for v in range(k):
+            g = full[:, :, u:u + stride * H:stride, v:v + stride * W:stride]
+            dx += np.einsum("cf,nfhw->nchw", w[:, :, u, v], g)
+            dw[:, :, u, v] = np.einsum("nchw,nfhw->cf", x, g)
+    return dx, (dw.transpose(1, 0, 2, 3) if swap_dw else dw)
+
+
+def tconv_dw_axes_swapped(dout, x, w):
+    return _tconv_back(dout, x, w, swap_dw=True)
+
+
+def tconv_no_padding_offset(dout, x, w):
+    return _tconv_back(dout, x, w, pad=0)
+
+
+def tconv_stride_one(dout, x, w):
+    N, C, H, W = x.shape
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
+    for u in range(4):
+        for v in range(4):
+            g = _pad(dout, 2)[:, :, u:u + H, v:v + W]
+            dx += np.einsum("cf,nfhw->nchw", w[:, :, u, v], g)
+            dw[:, :, u, v] = np.einsum("nchw,nfhw->cf", x, g)
+    return dx, dw
+
+
+def tconv_library(dout, x, w):
+    return F.conv_transpose2d_backward(dout, F.conv_transpose2d_forward(x, w, dout.shape[2:])[1])
+
+
+# -- 11.1 dropout -----------------------------------------------------------------------------
+
+def _drop_pair(scale, keep_low=False, backward_mask=True):
+    def forward(x, p, u):
+        keep = u < p if keep_low else u >= p
+        return np.where(keep, x * scale(p), 0.0), keep
+
+    def backward(dout, keep, p):
+        return np.where(keep, dout * scale(p), 0.0) if backward_mask else dout * scale(p)
+    return forward, backward
+
+
+DROPOUT_WRONG = {
+    "no scaling": _drop_pair(lambda p: 1.0),
+    "scaled by 1 - p": _drop_pair(lambda p: 1 - p),
+    "keeps where u < p": _drop_pair(lambda p: 1 / (1 - p), keep_low=True),
+    "backward ignores the mask": _drop_pair(lambda p: 1 / (1 - p), backward_mask=False),
+    "the library": (lambda x, p, u: F.dropout_forward(x, p, True, checks._Given(u)),
+                    lambda dout, keep, p: F.dropout_backward(dout, DropoutCache(keep, 1 / (1 - p)))),
+}
+
+
+CATALOGUE = {
+    "2.1": ("conv_forward", checks.conv_forward, [conv_forward_pad_one, conv_forward_flipped,
+            conv_forward_no_bias, conv_forward_square_loops, conv_forward_library]),
+    "2.2": ("conv_dw", checks.conv_dw, [conv_dw_first_image, conv_dw_channels_swapped,
+            conv_dw_square_loops, conv_dw_library]),
+    "2.3": ("conv_dx", checks.conv_dx, [conv_dx_not_flipped, conv_dx_cropped_at_the_corner,
+            conv_dx_pad_one, conv_dx_library]),
+    "3.1": ("bn_dx", checks.bn_dx, [bn_dx_no_xhat_term, bn_dx_unbiased, bn_dx_no_gamma,
+            bn_dx_inference_mode]),
+    "3.2": ("bn_dparams", checks.bn_dparams, [bn_dparams_swapped, bn_dparams_batch_axis_only,
+            bn_dparams_means]),
+    "4.1": ("maxpool_forward", checks.maxpool_forward, [maxpool_floor_mode, maxpool_ties_to_the_last,
+            maxpool_column_major_indices, maxpool_zero_padding]),
+    "4.2": ("maxpool_dx", checks.maxpool_dx, [maxpool_dx_no_crop, maxpool_dx_offsets_swapped,
+            maxpool_dx_everywhere, maxpool_dx_library]),
+    "4.3": ("unpool_forward", checks.unpool_forward, [unpool_nearest, unpool_offsets_swapped,
+            unpool_no_crop, unpool_library]),
+    "4.4": ("unpool_dvalues", checks.unpool_dvalues, [unpool_dvalues_window_sum,
+            unpool_dvalues_offsets_swapped, unpool_dvalues_window_max]),
+    "5.1": ("ce_grad", checks.ce_grad, [ce_grad_no_shift, ce_grad_over_all_pixels,
+            ce_grad_void_not_masked, ce_grad_pytorch_normalisation, ce_grad_library]),
+    "5.2": ("median_frequency", checks.median_frequency, [median_frequency_global,
+            median_frequency_void_counted, median_frequency_mean, median_frequency_absent_in_median]),
+    "8.1": ("confusion", checks.confusion, [confusion_transposed, confusion_void_kept,
+            confusion_diagonal_only]),
+    "8.2": ("scores_from", checks.scores, [scores_absent_as_zero, scores_union_double_counts,
+            scores_g_as_class_mean, scores_iou_over_predicted]),
+    "8.3": ("bf_score", checks.boundary_f1, [bf_tolerance_from_height, bf_exact_matching,
+            bf_void_kept, bf_absent_classes_count, bf_library]),
+    "10.1": ("conv_transpose_backward", checks.conv_transpose_backward, [tconv_dw_axes_swapped,
+             tconv_no_padding_offset, tconv_stride_one, tconv_library]),
+}
+
+
+# -- 12.1 the capstone: the student's layers inside SegNet-Basic --------------------------------
+
+LAYERS = ("conv_forward", "conv_dw", "conv_dx", "bn_dx", "bn_dparams", "maxpool_forward", "maxpool_dx",
+          "unpool_forward", "unpool_dvalues", "ce_grad")
+CAPSTONE_WRONG = {"conv_dx": conv_dx_not_flipped, "bn_dx": bn_dx_no_xhat_term,
+                  "maxpool_dx": maxpool_dx_offsets_swapped, "unpool_forward": unpool_offsets_swapped,
+                  "ce_grad": ce_grad_over_all_pixels, "bn_dparams": bn_dparams_swapped}
+
+
+def _capstone(**replaced):
+    layers = {name: SOLUTIONS["12.1"][name] for name in LAYERS}
+    return capstone.library_signatures(**dict(layers, **replaced))
+
+
+def test_capstone_solution_passes():
+    assert checks.whole_model(_capstone()).startswith("exercise 12.1 passed")
+
+
+@pytest.mark.parametrize("name", sorted(CAPSTONE_WRONG))
+def test_a_wrong_layer_fails_the_whole_model(name):
+    with pytest.raises(checks.ExerciseFailed, match="^exercise 12.1, case"):
+        checks.whole_model(_capstone(**{name: CAPSTONE_WRONG[name]}))
+
+
+def test_every_exercise_has_a_solution_a_check_and_a_catalogue():
+    def order(e):
+        return tuple(map(int, e.split(".")))
+    assert sorted(SOLUTIONS, key=order) == sorted(list(CATALOGUE) + ["11.1", "12.1"], key=order)
+    assert len(SOLUTIONS) >= 15
+    assert all(len(wrong) >= 3 for _, _, wrong in CATALOGUE.values())
+    assert len(DROPOUT_WRONG) >= 3 and len(CAPSTONE_WRONG) >= 3
+
+
+@pytest.mark.parametrize("exercise", sorted(CATALOGUE))
+def test_the_lessons_solution_passes(exercise):
+    name, check, _ = CATALOGUE[exercise]
+    assert check(SOLUTIONS[exercise][name]).startswith(f"exercise {exercise} passed")
+
+
+@pytest.mark.parametrize("exercise,wrong", [(e, w) for e, (_, _, ws) in sorted(CATALOGUE.items()) for w in ws],
+                         ids=lambda v: v if isinstance(v, str) else v.__name__)
+def test_a_wrong_answer_fails(exercise, wrong):
+    with pytest.raises(checks.ExerciseFailed, match=f"^exercise {exercise}, case"):
+        CATALOGUE[exercise][1](wrong)
+
+
+def test_dropout_solution_passes():
+    solution = SOLUTIONS["11.1"]
+    assert checks.dropout(solution["dropout_forward"], solution["dropout_backward"]).startswith(
+        "exercise 11.1 passed")
+
+
+@pytest.mark.parametrize("what", sorted(DROPOUT_WRONG))
+def test_a_wrong_dropout_fails(what):
+    with pytest.raises(checks.ExerciseFailed, match="^exercise 11.1, case"):
+        checks.dropout(*DROPOUT_WRONG[what])
+
+
+def test_the_library_is_back_after_a_check():
+    with pytest.raises(checks.ExerciseFailed, match="switched off during this check"):
+        checks.conv_forward(conv_forward_library)
+    x = np.ones((1, 1, 3, 3))
+    assert F.conv2d_forward(x, np.ones((1, 1, 3, 3)))[0][0, 0, 1, 1] == 9
+
+
+def test_a_stub_is_not_a_failure_but_not_implemented():
+    def stub(*args):
+        raise NotImplementedError("exercise: write this part")
+    with pytest.raises(NotImplementedError):
+        checks.conv_forward(stub)
