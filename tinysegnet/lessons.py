@@ -1,4 +1,5 @@
-"""The lesson notebooks: ``python -m tinysegnet.lessons student OUTDIR`` and ``... run``.
+"""The lesson notebooks: ``python -m tinysegnet.lessons student OUTDIR``, ``... run`` and
+``... grade NOTEBOOK...``.
 
 ``student OUTDIR`` writes a copy of every lesson for students: in each code cell tagged
 ``solution`` the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` become a
@@ -8,24 +9,26 @@ has written a correct answer.
 
 ``run`` executes every notebook in ``lessons/`` top to bottom and saves it with fresh
 outputs, so the committed figures never go stale.
+
+``grade NOTEBOOK...`` runs submitted notebooks (never writing to them) and prints, per
+student and exercise, pass or fail with the check's message; ``--csv`` / ``--json`` save the
+class's results. Exit status 0 when every exercise passed, 1 when one failed, 2 for misuse.
 """
 
-import glob
+import csv
+import dataclasses
+import io
 import os
 import re
 import sys
 
 from . import cli
-from .files import atomic_path
+from .course import LESSONS_DIR, grading, lesson_paths
+from .files import atomic_path, strict_json, write_text
 
-LESSONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lessons")
 SOLUTION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*\n?",
                       re.M | re.S)
 STUB = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError(\"exercise: write this part\")\n"
-
-
-def lesson_paths(folder=LESSONS_DIR):
-    return sorted(glob.glob(os.path.join(folder, "[0-9][0-9]_*.ipynb")))
 
 
 def strip_solutions(source):
@@ -71,6 +74,11 @@ def main(argv=None):
     s.add_argument("outdir")
     r = sub.add_parser("run", help="re-execute the lessons and save their outputs")
     r.add_argument("names", nargs="*", help="only lessons whose file name contains one of these")
+    g = sub.add_parser("grade", help="run submitted notebooks and report every exercise")
+    g.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    g.add_argument("--csv", help="also write one row per student and exercise to this CSV file")
+    g.add_argument("--json", help="also write the results to this JSON file")
+    g.add_argument("--timeout", type=cli.positive_int, default=600, help="seconds per cell (default 600)")
     args = p.parse_args(argv)
     try:
         import nbformat
@@ -80,7 +88,40 @@ def main(argv=None):
     cli.run_main("lessons", lambda: _lessons(args, nbformat))
 
 
+def _grade(args):
+    for path in args.notebooks:
+        if not os.path.isfile(path):
+            raise cli.Misuse(f"{path}: no such notebook")
+    for path in (args.csv, args.json):
+        if path:
+            cli.writable_file(path)
+    results = []
+    for path in args.notebooks:
+        try:
+            graded = grading.grade(path, args.timeout)
+        except ValueError as e:
+            raise cli.Misuse(str(e)) from None
+        for r in graded:
+            print(f"{r.student:<16} {r.notebook:<34} {r.exercise:>5}  {'pass' if r.passed else 'FAIL'}  {r.message}")
+        print(f"{graded[0].student}: {sum(r.passed for r in graded)} of {len(graded)} passed in {path}\n")
+        results += graded
+    passed = sum(r.passed for r in results)
+    print(f"{passed} of {len(results)} exercises passed in {len(args.notebooks)} notebooks")
+    rows = [dataclasses.asdict(r) for r in results]
+    if args.csv:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(args.csv, text.getvalue())
+    if args.json:
+        write_text(args.json, strict_json(rows, indent=2) + "\n")
+    return 0 if passed == len(results) else 1
+
+
 def _lessons(args, nbformat):
+    if args.command == "grade":
+        sys.exit(_grade(args))
     paths = lesson_paths()
     if not paths:
         sys.exit(f"lessons: no notebooks found in {LESSONS_DIR} (the course lives in a clone of "
