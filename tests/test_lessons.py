@@ -25,11 +25,29 @@ def _errors(nb):
 
 
 def test_the_course_is_complete():
-    assert len(PATHS) == 9
-    assert [os.path.basename(p)[:2] for p in PATHS] == [f"{i:02d}" for i in range(1, 10)]
-    assert [os.path.basename(p)[:2] for p in WITH_EXERCISES] == ["02", "03", "04", "05"]
+    assert len(PATHS) == 12
+    assert [os.path.basename(p)[:2] for p in PATHS] == [f"{i:02d}" for i in range(1, 13)]
+    assert [os.path.basename(p)[:2] for p in WITH_EXERCISES] == ["02", "03", "04", "05", "08", "10", "11", "12"]
     readme = open(os.path.join(lessons.LESSONS_DIR, "README.md")).read()
     assert all(os.path.basename(p) in readme for p in PATHS)
+
+
+def test_every_exercise_has_a_solution_and_a_check_in_the_same_lesson():
+    total = 0
+    for path in WITH_EXERCISES:
+        cells = nbformat.read(path, as_version=4).cells
+        solved = {c.metadata.get("exercise") for c in cells if "solution" in c.metadata.get("tags", [])}
+        checked = {c.metadata.get("exercise") for c in cells if "check" in c.metadata.get("tags", [])}
+        assert solved == checked and None not in solved, path
+        total += len(checked)
+    assert total >= 15
+
+
+def test_no_lesson_reads_files_relative_to_its_folder():
+    """Student copies run from any folder: paths come from tinysegnet.course, not from '..'."""
+    for path in PATHS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            assert '"..", ' not in cell.source and "'../" not in cell.source and '"../' not in cell.source, path
 
 
 def test_strip_solutions_keeps_indentation_and_the_rest():
@@ -37,6 +55,79 @@ def test_strip_solutions_keeps_indentation_and_the_rest():
     assert lessons.strip_solutions(source) == (
         "def f(x):\n    y = 1\n    # YOUR CODE HERE\n"
         "    raise NotImplementedError(\"exercise: write this part\")\n    return y\n")
+
+
+def test_student_command_refuses_to_overwrite(tmp_path, capsys):
+    lessons.main(["student", str(tmp_path)])
+    (tmp_path / os.path.basename(PATHS[1])).write_text("a student's answers")
+    with pytest.raises(SystemExit) as e:
+        lessons.main(["student", str(tmp_path)])
+    assert e.value.code == 2 and "already holds" in capsys.readouterr().err
+    assert (tmp_path / os.path.basename(PATHS[1])).read_text() == "a student's answers"
+
+
+def _submission(folder, path, solved=True, change=None):
+    """A submitted copy of lesson ``path`` in ``folder``: solved, or the student copy, with
+    ``change(cells)`` applied."""
+    nb = nbformat.read(path, as_version=4)
+    nb = nb if solved else lessons.student_copy(nb)
+    if change:
+        change(nb.cells)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / os.path.basename(path)
+    nbformat.write(nb, str(target))
+    return str(target)
+
+
+def _wrong_unpool(cells):
+    cell = next(c for c in cells if c.metadata.get("exercise") == "4.3" and "solution" in c.metadata["tags"])
+    cell.source = cell.source.replace("return out[:, :, :H, :W]", "return out")
+
+
+def _edited_check(cells):
+    cell = next(c for c in cells if c.metadata.get("exercise") == "4.4" and "check" in c.metadata["tags"])
+    cell.source = "print('exercise 4.4 passed')"
+
+
+@pytest.mark.slow
+def test_grade_reports_every_student_and_exercise(tmp_path, capsys):
+    lesson = next(p for p in PATHS if os.path.basename(p).startswith("04"))
+    alice = _submission(tmp_path / "alice", lesson, solved=False)
+    bob = _submission(tmp_path / "bob", lesson)
+    carol = _submission(tmp_path / "carol", lesson, change=lambda c: (_wrong_unpool(c), _edited_check(c)))
+    before = open(carol).read()
+    with pytest.raises(SystemExit) as e:
+        lessons.main(["grade", alice, bob, carol, "--csv", str(tmp_path / "class.csv"),
+                      "--json", str(tmp_path / "class.json")])
+    assert e.value.code == 1
+    out = capsys.readouterr().out
+    assert "alice: 0 of 4 passed" in out and "bob: 4 of 4 passed" in out and "carol: 2 of 4 passed" in out
+    assert "not attempted" in out
+    assert "exercise 4.3, case 1 (values (2, 3, 3, 4) -> (5, 7)): out has shape (2, 3, 6, 8)" in out
+    assert "its check cell was changed" in out
+    rows = (tmp_path / "class.csv").read_text().splitlines()
+    assert rows[0] == "student,notebook,exercise,passed,message" and len(rows) == 13
+    import json
+    assert len(json.loads((tmp_path / "class.json").read_text())) == 12
+    assert open(carol).read() == before  # the submission itself is never written to
+
+    with pytest.raises(SystemExit) as e:
+        lessons.main(["grade", bob])
+    assert e.value.code == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["grade", "{tmp}/missing.ipynb"], "missing.ipynb: no such notebook"),
+    (["grade", "{tmp}/notes.txt"], "notes.txt: not a notebook"),
+    (["grade", "{lesson1}"], "not one of the course's lessons with exercises"),
+])
+def test_grade_misuse_is_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "notes.txt").write_text("not json")
+    argv = [a.format(tmp=tmp_path, lesson1=PATHS[0]) for a in argv]
+    with pytest.raises(SystemExit) as e:
+        lessons.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and message in err and "\n" not in err
 
 
 def test_student_command_writes_stubbed_copies(tmp_path):
