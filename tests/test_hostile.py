@@ -184,6 +184,7 @@ CASES = [
     ("train", ["--data-dir", "{set-mismatch}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n9"], 1,
      "label is 48x30 but its image is 48x32"),
     # evaluate
+    ("evaluate", ["{best}", "--samples", "-1"], 2, "--samples: must be at least 1"),
     ("evaluate", ["{bad}/missing.npz"], 1, "checkpoint not found"),
     ("evaluate", ["{bad}/empty.npz"], 1, "empty file"),
     ("evaluate", ["{bad}/array.npz"], 1, "a single NumPy array"),
@@ -206,6 +207,8 @@ CASES = [
     ("predict", ["{bad}/empty.npz", "{bad}/x.png", "--out", "{root}/p4"], 1, "empty file"),
     ("predict", ["{best}", "{bad}/deep.png", "--out", "{root}/p5"], 1, "deep.png: 16-bit image"),
     ("predict", ["{best}", "{bad}/a-file", "--out", "{root}/p6"], 1, "a-file: unreadable image"),
+    ("predict", ["{best}", "{bad}/x.png", "--out", "{root}/p7", "--samples", "0"], 2,
+     "--samples: must be at least 1"),
     # export
     ("export", ["{best}", "{bad}/a-file"], 2, "already exists"),
     ("export", ["{best}", "{root}/no/such/out.pt"], 2, "no such folder"),
@@ -215,6 +218,9 @@ CASES = [
     ("bench", ["layers", "--repeat", "x"], 2, "--repeat: not an integer"),
     ("experiments", ["decoders", "--epochs", "0"], 2, "--epochs: must be at least 1"),
     ("experiments", ["decoders", "--epochs", "1", "--report", "{bad}/a-file"], 2, "a-file is a file"),
+    ("experiments", ["bayesian", "--samples", "5", "0"], 2, "--samples: must be at least 1"),
+    ("experiments", ["bayesian", "--size", "8", "8"], 2, "at least 16 pixels"),
+    ("experiments", ["bayesian", "--epochs", "1", "--runs", "{bad}/a-file"], 2, "a-file is a file"),
 ]
 COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "export": export,
             "bench": bench, "experiments": experiments}
