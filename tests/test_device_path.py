@@ -110,10 +110,12 @@ def _train(tiny_set, out, *extra):
                 "--device", "gpu", "--out", str(out), *extra])
 
 
-def test_train_resume_evaluate_predict_on_the_device(device_xp, tiny_set, tmp_path, capsys):
+@pytest.mark.parametrize("model", ["segnet-basic", "bayesian-segnet-basic"])
+def test_train_resume_evaluate_predict_on_the_device(device_xp, tiny_set, tmp_path, capsys, model):
+    """Resumed on the device bit for bit, dropout's masks (drawn by CuPy there) included."""
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    _train(tiny_set, straight, "--epochs", "2")
-    _train(tiny_set, stopped, "--epochs", "1")
+    _train(tiny_set, straight, "--epochs", "2", "--model", model)
+    _train(tiny_set, stopped, "--epochs", "1", "--model", model)
     train.main(["--resume", str(stopped / "last.npz"), "--epochs", "2", "--quiet", "--device", "gpu"])
     a, _, _ = checkpoint.load(str(straight / "last.npz"))
     b, _, meta = checkpoint.load(str(stopped / "last.npz"))
@@ -121,9 +123,10 @@ def test_train_resume_evaluate_predict_on_the_device(device_xp, tiny_set, tmp_pa
     for key in a:  # resumed on the device, bit for bit
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
+    samples = ["--samples", "3"] if model.startswith("bayesian") else []
     evaluate.main([str(straight / "best.npz"), "--data-dir", tiny_set, "--device", "gpu",
-                   "--full-res", "--recompute-bn"])
+                   "--full-res", "--recompute-bn", *samples])
     assert "mIoU" in capsys.readouterr().out
     predict.main([str(straight / "best.npz"), os.path.join(tiny_set, "val"), "--out",
-                  str(tmp_path / "pred"), "--device", "gpu"])
-    assert len(os.listdir(tmp_path / "pred")) == 6
+                  str(tmp_path / "pred"), "--device", "gpu", *samples])
+    assert len(os.listdir(tmp_path / "pred")) == (9 if samples else 6)

@@ -154,6 +154,9 @@ def recompute_bn_statistics(model, split, config, batch_size=8, device="cpu"):
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [bn.momentum for bn in norms]
     model.train()
+    # Dropout draws as in training (the statistics are the training network's, as in
+    # SegNet-Tutorial, whose script runs the training net), from the run's seed.
+    nn.seed_dropout(model, config.seed)
     try:
         for t, index in enumerate(transforms.batches(len(split), batch_size)):
             for bn in norms:
