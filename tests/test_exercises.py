@@ -335,36 +335,32 @@ def _counts(labels, n_classes, ignore):
     return np.array(per_image), np.array([(im != ignore).sum() for im in labels])
 
 
+def _balanced(freq, center=np.median, absent_in_center=False):
+    seen = freq > 0
+    return np.where(seen, center(freq if absent_in_center else freq[seen]) / np.where(seen, freq, 1), 0)
+
+
+def _per_image_frequency(counts, sizes):
+    totals = ((counts > 0) * sizes[:, None]).sum(0)
+    return np.where(totals > 0, counts.sum(0) / np.maximum(totals, 1), 0)
+
+
 def median_frequency_global(labels, n_classes, ignore):  # pixels of c / all valid pixels
     counts, sizes = _counts(labels, n_classes, ignore)
-    freq = counts.sum(0) / sizes.sum()
-    seen = freq > 0
-    return np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1), 0)
+    return _balanced(counts.sum(0) / sizes.sum())
 
 
 def median_frequency_void_counted(labels, n_classes, ignore):
     counts, _ = _counts(labels, n_classes, ignore)
-    sizes = np.array([im.size for im in labels])
-    totals = ((counts > 0) * sizes[:, None]).sum(0)
-    seen = totals > 0
-    freq = np.where(seen, counts.sum(0) / np.maximum(totals, 1), 0)
-    return np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1), 0)
+    return _balanced(_per_image_frequency(counts, np.array([im.size for im in labels])))
 
 
 def median_frequency_mean(labels, n_classes, ignore):
-    counts, sizes = _counts(labels, n_classes, ignore)
-    totals = ((counts > 0) * sizes[:, None]).sum(0)
-    seen = totals > 0
-    freq = np.where(seen, counts.sum(0) / np.maximum(totals, 1), 0)
-    return np.where(seen, np.mean(freq[seen]) / np.where(seen, freq, 1), 0)
+    return _balanced(_per_image_frequency(*_counts(labels, n_classes, ignore)), center=np.mean)
 
 
 def median_frequency_absent_in_median(labels, n_classes, ignore):
-    counts, sizes = _counts(labels, n_classes, ignore)
-    totals = ((counts > 0) * sizes[:, None]).sum(0)
-    seen = totals > 0
-    freq = np.where(seen, counts.sum(0) / np.maximum(totals, 1), 0)
-    return np.where(seen, np.median(freq) / np.where(seen, freq, 1), 0)
+    return _balanced(_per_image_frequency(*_counts(labels, n_classes, ignore)), absent_in_center=True)
 
 
 # -- 8.1 - 8.3 metrics ------------------------------------------------------------------------

@@ -32,3 +32,18 @@ def test_a_diverged_variant_is_reported_not_fatal(tiny_set, tmp_path, monkeypatc
                       "--report", str(tmp_path / "docs")])
     table = (tmp_path / "docs" / "decoders.md").read_text()
     assert "| fcn-basic-no-dim-reduction | 875,403 | 64 | - | - | diverged" in table
+
+
+def test_choices_measures_weighting_and_batch_norm(tiny_set, tmp_path, capsys):
+    import json
+    argv = ["choices", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1", "--batch-size", "3",
+            "--device", "cpu", "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "docs")]
+    experiments.main(argv)
+    result = json.loads((tmp_path / "docs" / "choices.json").read_text())
+    assert set(result["scores"]) == {"median", "none"}
+    for both in result["scores"].values():
+        assert set(both) == {"running", "recomputed"} and both["running"] != both["recomputed"]
+    assert len(result["weights"]) == 3 and all(len(w) == 11 for w in result["weights"].values())
+    assert "| median | recomputed |" in (tmp_path / "docs" / "choices.md").read_text()
+    experiments.main(argv)  # both runs reused
+    assert capsys.readouterr().out.count("already trained") == 2

@@ -2,14 +2,15 @@
 
 - ``decoders``: the SegNet paper's Table 1, SegNet-Basic against bilinear and FCN decoders.
 - ``bayesian``: Bayesian SegNet's claims, Monte Carlo dropout against SegNet-Basic.
+- ``choices``: median-frequency class weights and recomputed batch-norm statistics, measured.
 """
 
 import sys
 
-from . import bayesian, decoders
+from . import bayesian, choices, decoders
 
-EXPERIMENTS = {"decoders": decoders.main, "bayesian": bayesian.main}
-USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian} [--data-dir DIR ...] "
+EXPERIMENTS = {"decoders": decoders.main, "bayesian": bayesian.main, "choices": choices.main}
+USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian,choices} [--data-dir DIR ...] "
          "(--help after the name for its options)")
 
 

