@@ -13,3 +13,12 @@ def test_peak_memory_includes_the_convolution_scratch():
     peak = bench.inference_peak_memory("cpu")
     cols = 64 * 7 * (360 + 6) * (480 + 6) * 4  # the row shifts of one 360x480 image
     assert 2 * cols < peak < 2**30
+
+
+def test_monte_carlo_bench_prints_every_sample_count(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "MONTE_CARLO_SAMPLES", (1, 3))
+    monkeypatch.setattr(bench, "timeit", lambda fn, xp, repeat: (fn(), 0.001)[1])  # ran once, not timed
+    bench.main(["monte-carlo", "--device", "cpu", "--repeat", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["size", "dropout", "off", "N=1", "N=3"]
+    assert [line.split()[0] for line in lines[2:]] == ["90x120", "360x480"]

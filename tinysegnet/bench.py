@@ -10,6 +10,9 @@ in PyTorch in the same run. It also reports peak memory (NumPy's on the CPU, the
 GPU) and the bytes the decoder keeps from the encoder. The rows differ by device: a GPU
 gets the paper's full 360x480 and the CamVid protocol's batch of 12.
 
+``monte-carlo`` times Bayesian SegNet-Basic's Monte Carlo dropout inference per image for
+N = 1 ... 50 samples at 90x120 and 360x480, beside the single deterministic pass.
+
 ``launches`` counts, through the strict CuPy stand-in, the array operations (each a kernel
 launch or more on a GPU) and host synchronisations of one training step and one inference
 forward of every model: on a GPU these, not the arithmetic, bound small layers.
@@ -23,7 +26,7 @@ import tracemalloc
 
 import numpy as np
 
-from . import cli
+from . import cli, engine
 from . import functional as F
 from .backend import array_module, resolve_device
 from .cli import positive_int
@@ -310,9 +313,26 @@ def bench_model(device, repeat, vs_torch):
           f"(float32): {feat / idx:.0f}x ({4 * feat / idx:.0f}x at 2 bits)")
 
 
+MONTE_CARLO_SAMPLES = (1, 2, 5, 10, 20, 50)
+
+
+def bench_monte_carlo(device, repeat):
+    """ms per image of Monte Carlo dropout against N, and of one pass with dropout off."""
+    xp = array_module(device)
+    model = build("bayesian-segnet-basic").to(device)
+    print(f"device {device}; Bayesian SegNet-Basic, batch 1, ms per image (median of {repeat})")
+    print(f"{'size':>8} {'dropout off':>11}" + "".join(f"{f'N={n}':>9}" for n in MONTE_CARLO_SAMPLES))
+    for h, w in ((90, 120), (360, 480)):
+        x = xp.asarray(np.random.default_rng(0).standard_normal((1, 3, h, w), dtype=np.float32))
+        off = timeit(lambda: model.eval().forward(x), xp, repeat=repeat)
+        times = [timeit(lambda n=n: engine.monte_carlo(model, x, n), xp, repeat=repeat)
+                 for n in MONTE_CARLO_SAMPLES]
+        print(f"{f'{h}x{w}':>8} {1000 * off:11.1f}" + "".join(f"{1000 * t:9.1f}" for t in times), flush=True)
+
+
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.bench", description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["layers", "model", "launches"])
+    p.add_argument("what", choices=["layers", "model", "launches", "monte-carlo"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--repeat", type=positive_int, default=5)
     p.add_argument("--vs-torch", action="store_true", help="time PyTorch's version in the same run")
@@ -329,6 +349,8 @@ def main(argv=None):
         sys.exit(f"bench: {e}")
     if args.what == "layers":
         bench_layers(device, args.repeat)
+    elif args.what == "monte-carlo":
+        bench_monte_carlo(device, args.repeat)
     else:
         bench_model(device, args.repeat, args.vs_torch)
 
