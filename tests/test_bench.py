@@ -22,3 +22,11 @@ def test_monte_carlo_bench_prints_every_sample_count(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == ["size", "dropout", "off", "N=1", "N=3"]
     assert [line.split()[0] for line in lines[2:]] == ["90x120", "360x480"]
+
+
+def test_dropout_adds_few_launches_to_a_step():
+    """Bayesian SegNet-Basic's four dropout layers, forward and backward, through the stand-in."""
+    plain = bench.count_launches("segnet-basic", 2, 32, 48)
+    bayes = bench.count_launches("bayesian-segnet-basic", 2, 32, 48)
+    assert bayes[1] == plain[1] == 1  # still one sync a step
+    assert 0 < bayes[0] - plain[0] <= 4 * 8 and bayes[2] == plain[2]  # inference: dropout off

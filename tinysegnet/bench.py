@@ -26,7 +26,7 @@ import tracemalloc
 
 import numpy as np
 
-from . import cli, engine
+from . import cli, engine, nn
 from . import functional as F
 from .backend import array_module, resolve_device
 from .cli import positive_int
@@ -42,7 +42,7 @@ MODEL_ROWS = {"cpu": [("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240
                       ("segnet-basic", 1, 360, 480), ("segnet", 4, 360, 480)]}
 # Training steps counted by ``launches``: SegNet-Basic's family at the CamVid protocol, SegNet
 # at the batch that fits the same memory.
-LAUNCH_ROWS = {"segnet": (2, 90, 120)}
+LAUNCH_ROWS = {"segnet": (2, 90, 120), "bayesian-segnet": (2, 90, 120)}
 LAUNCH_DEFAULT = (12, 90, 120)
 
 
@@ -107,6 +107,7 @@ def _our_step(name, batch, h, w, device):
     xp = array_module(device)
     rng = np.random.default_rng(0)
     model = build_ours(name, device)
+    nn.seed_dropout(model, 0)  # the Bayesian models draw masks in their training steps
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = xp.asarray(rng.standard_normal((batch, 3, h, w), dtype=np.float32))
     y = xp.asarray(rng.integers(0, 11, (batch, h, w), dtype=np.uint8))
