@@ -21,6 +21,7 @@ import io
 import os
 import re
 import sys
+import time
 
 from . import cli
 from .course import LESSONS_DIR, grading, lesson_paths
@@ -142,9 +143,11 @@ def _lessons(args, nbformat):
         for path in paths:
             if args.names and not any(n in os.path.basename(path) for n in args.names):
                 continue
-            print(f"running {os.path.basename(path)} ...", flush=True)
+            print(f"running {os.path.basename(path)} ...", end=" ", flush=True)
+            started = time.perf_counter()
             nb = execute(nbformat.read(path, as_version=4), LESSONS_DIR)
             write_atomic(nb, path)
+            print(f"{time.perf_counter() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
