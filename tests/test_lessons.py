@@ -111,18 +111,21 @@ def test_grade_reports_every_student_and_exercise(tmp_path, capsys):
     assert len(json.loads((tmp_path / "class.json").read_text())) == 12
     assert open(carol).read() == before  # the submission itself is never written to
 
-    with pytest.raises(SystemExit) as e:
-        lessons.main(["grade", bob])
+    with pytest.raises(SystemExit) as e:  # a whole folder: lessons without exercises are skipped
+        lessons.main(["grade", bob, PATHS[0]])
     assert e.value.code == 0
+    assert f"{PATHS[0]}: a lesson without exercises, skipped" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [
     (["grade", "{tmp}/missing.ipynb"], "missing.ipynb: no such notebook"),
     (["grade", "{tmp}/notes.txt"], "notes.txt: not a notebook"),
-    (["grade", "{lesson1}"], "not one of the course's lessons with exercises"),
+    (["grade", "{lesson1}"], "none of the notebooks is a lesson with exercises"),
+    (["grade", "{tmp}/other.ipynb"], "other.ipynb: not one of the course's lessons"),
 ])
 def test_grade_misuse_is_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "notes.txt").write_text("not json")
+    nbformat.write(nbformat.v4.new_notebook(), str(tmp_path / "other.ipynb"))
     argv = [a.format(tmp=tmp_path, lesson1=PATHS[0]) for a in argv]
     with pytest.raises(SystemExit) as e:
         lessons.main(argv)

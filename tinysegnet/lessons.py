@@ -96,18 +96,25 @@ def _grade(args):
     for path in (args.csv, args.json):
         if path:
             cli.writable_file(path)
+    course = grading.course_checks()
+    try:  # every file identified before any runs
+        lessons = {path: grading.identify(path, course) for path in args.notebooks}
+    except ValueError as e:
+        raise cli.Misuse(str(e)) from None
+    graded_paths = [path for path, lesson in lessons.items() if lesson]
+    for path in sorted(set(args.notebooks) - set(graded_paths)):
+        print(f"{path}: a lesson without exercises, skipped")
+    if not graded_paths:
+        raise cli.Misuse("none of the notebooks is a lesson with exercises (lessons 2, 3, 4, 5, 8, 10, 11, 12)")
     results = []
-    for path in args.notebooks:
-        try:
-            graded = grading.grade(path, args.timeout)
-        except ValueError as e:
-            raise cli.Misuse(str(e)) from None
+    for path in graded_paths:
+        graded = grading.grade(path, args.timeout, course)
         for r in graded:
             print(f"{r.student:<16} {r.notebook:<34} {r.exercise:>5}  {'pass' if r.passed else 'FAIL'}  {r.message}")
         print(f"{graded[0].student}: {sum(r.passed for r in graded)} of {len(graded)} passed in {path}\n")
         results += graded
     passed = sum(r.passed for r in results)
-    print(f"{passed} of {len(results)} exercises passed in {len(args.notebooks)} notebooks")
+    print(f"{passed} of {len(results)} exercises passed in {len(graded_paths)} notebooks")
     rows = [dataclasses.asdict(r) for r in results]
     if args.csv:
         text = io.StringIO()

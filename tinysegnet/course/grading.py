@@ -64,23 +64,35 @@ def _error_line(output):
     return f"{output.ename}: {output.evalue}".splitlines()[0]
 
 
-def grade(path, timeout=600, course=None):
-    """[Result] for every exercise of the course lesson that the notebook at ``path`` is.
+def identify(path, course=None):
+    """The course lesson a notebook is a copy of, or None for a lesson without exercises.
 
-    Raises ValueError (one line) when the file is not a notebook of this course."""
+    Raises ValueError (one line) for a file that is not a notebook, or not of this course."""
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
     course = course_checks() if course is None else course
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as e:  # nbformat raises several types for a file that is not a notebook
         raise ValueError(f"{path}: not a notebook ({type(e).__name__}: {e})") from None
+    lesson = _lesson_of(path, _checks(nb), course)
+    if lesson is None:
+        raise ValueError(f"{path}: not one of the course's lessons")
+    return lesson if course[lesson] else None
+
+
+def grade(path, timeout=600, course=None):
+    """[Result] for every exercise of the course lesson that the notebook at ``path`` is
+    (see :func:`identify`, which must name a lesson with exercises)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    course = course_checks() if course is None else course
+    lesson = identify(path, course)
+    if lesson is None:
+        raise ValueError(f"{path}: its lesson has no exercises to grade")
+    nb = nbformat.read(path, as_version=4)
     submitted = _checks(nb)
-    lesson = _lesson_of(path, submitted, course)
-    if lesson is None or not course[lesson]:
-        raise ValueError(f"{path}: not one of the course's lessons with exercises")
     expected = course[lesson]
     unfinished = None
     try:
