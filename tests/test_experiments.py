@@ -47,3 +47,15 @@ def test_choices_measures_weighting_and_batch_norm(tiny_set, tmp_path, capsys):
     assert "| median | recomputed |" in (tmp_path / "docs" / "choices.md").read_text()
     experiments.main(argv)  # both runs reused
     assert capsys.readouterr().out.count("already trained") == 2
+
+
+def test_an_interrupted_experiment_is_one_line(tiny_set, tmp_path, monkeypatch, capsys):
+    def interrupt(run, **_):
+        raise engine.Interrupted(str(tmp_path / "runs" / "segnet-basic" / "last.npz"), 3)
+    monkeypatch.setattr(engine, "fit", interrupt)
+    with pytest.raises(SystemExit) as e:
+        experiments.main(["bayesian", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "4",
+                          "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "docs")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 130 and "\n" not in err
+    assert err.startswith("experiments: interrupted in epoch 3 of segnet-basic;") and "holds epoch 2" in err

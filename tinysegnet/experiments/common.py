@@ -2,6 +2,7 @@
 knowing when a run can be reused, and timing inference."""
 
 import os
+import sys
 
 import numpy as np
 
@@ -39,8 +40,14 @@ def train_model(model_name, run_dir, args, **overrides):
     last = os.path.join(run_dir, "last.npz")
     run = (engine.restore(last, epochs=args.epochs, device=args.device) if os.path.exists(last)
            else engine.start(config, run_dir))
-    engine.fit(run, on_epoch=lambda run, r, best: print(
-        f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val mIoU {100 * r['mIoU']:.1f}", flush=True))
+    try:
+        engine.fit(run, on_epoch=lambda run, r, best: print(
+            f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  val mIoU {100 * r['mIoU']:.1f}", flush=True))
+    except engine.Interrupted as e:  # one line and exit 130; the same command continues the run
+        kept = (f"{e.checkpoint} holds epoch {e.epoch - 1}; the same command continues from there"
+                if e.checkpoint else "no epoch had finished")
+        print(f"experiments: interrupted in epoch {e.epoch} of {model_name}; {kept}", file=sys.stderr)
+        sys.exit(130)
 
 
 def protocol_parser(name, description, runs_help, report_help, epochs, data_help):
