@@ -4,12 +4,11 @@ Bayesian SegNet's Monte Carlo dropout (class probabilities and uncertainty from 
 import numpy as np
 from PIL import Image
 
-from .. import checkpoint
+from .. import checkpoint, nn
 from ..backend import to_device, to_numpy
 from ..data import camvid, transforms
 from ..data.camvid import CLASSES, VOID
 from ..data.synthetic import load_synthetic_split
-from .. import nn
 from ..functional import resize_scores, softmax
 from ..metrics import SegmentationScore
 from ..models import from_config
