@@ -24,7 +24,7 @@ from .common import train_model, parse_protocol, protocol_parser, trained
 # SegNet-Tutorial's Models/segnet_basic_train.prototxt, loss_param class_weighting, in
 # CamVid's class order.
 TUTORIAL_WEIGHTS = (0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418, 0.6823, 6.2478, 7.3614)
-RUNS = {"median": "median", "none": "none"}  # run folder -> class weighting
+WEIGHTINGS = ("median", "none")  # each run's class weighting, which also names its folder
 
 
 def scores_both_ways(run_dir, data_dir, device, batch_size=8):
@@ -102,8 +102,8 @@ def _choices(args, argv):
     device = resolve_device(args.device)
     try:
         scores = {}
-        for folder, weighting in RUNS.items():
-            run_dir = os.path.join(args.runs, folder)
+        for weighting in WEIGHTINGS:
+            run_dir = os.path.join(args.runs, weighting)
             print(f"== class weights: {weighting}", flush=True)
             if trained(run_dir, args.epochs):
                 config = engine.load_run(os.path.join(run_dir, "last.npz"))[1]
@@ -114,7 +114,7 @@ def _choices(args, argv):
             else:
                 train_model("segnet-basic", run_dir, args, class_weighting=weighting)
             scores[weighting] = scores_both_ways(run_dir, args.data_dir, device)
-        configs = {w: engine.load_run(os.path.join(args.runs, f, "last.npz"))[1] for f, w in RUNS.items()}
+        configs = {w: engine.load_run(os.path.join(args.runs, w, "last.npz"))[1] for w in WEIGHTINGS}
         size = tuple(configs["median"].size)
         result = dict(size=list(size), epochs=args.epochs, scores=scores,
                       weights=weights_compared(args.data_dir, size), scored_on=device,
