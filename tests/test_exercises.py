@@ -517,35 +517,183 @@ DROPOUT_WRONG = {
 }
 
 
+# -- the families the held-out catalogue found passing -------------------------------------------
+
+_BUFFER = {}
+
+
+def conv_forward_reused_buffer(x, w, b):  # one output array handed back on every call
+    out = SOLUTIONS["2.1"]["conv_forward"](x, w, b)
+    buffer = _BUFFER.setdefault(out.shape, np.empty(out.shape))
+    buffer[...] = out
+    return buffer
+
+
+def conv_forward_float32(x, w, b):
+    return SOLUTIONS["2.1"]["conv_forward"](x.astype(np.float32), w.astype(np.float32), b.astype(np.float32))
+
+
+def conv_forward_pads_in_place(x, w, b):  # right values, but x is overwritten with them
+    out = SOLUTIONS["2.1"]["conv_forward"](x, w, b)
+    x[...] = 0
+    return out
+
+
+def conv_dw_float32(xpad, dout, k):
+    return SOLUTIONS["2.2"]["conv_dw"](xpad.astype(np.float32), dout.astype(np.float32), k)
+
+
+def bn_dx_float32(dout, xhat, gamma, inv_std):
+    return SOLUTIONS["3.1"]["bn_dx"](*(a.astype(np.float32) for a in (dout, xhat, gamma, inv_std)))
+
+
+def bn_dx_scales_dout_in_place(dout, xhat, gamma, inv_std):
+    dx = SOLUTIONS["3.1"]["bn_dx"](dout, xhat, gamma, inv_std)
+    dout *= gamma[None, :, None, None]
+    return dx
+
+
+def maxpool_writes_padding_into_x(x):
+    out = SOLUTIONS["4.1"]["maxpool_forward"](x)
+    x[:, :, -1, -1] = -np.inf
+    return out
+
+
+def unpool_scales_values_in_place(values, indices, size):
+    out = SOLUTIONS["4.3"]["unpool_forward"](values, indices, size)
+    values *= 0
+    return out
+
+
+def ce_grad_void_by_bincount(logits, labels, weights, ignore):  # no void pixel: an IndexError
+    n_valid = labels.size - np.bincount(labels.ravel())[ignore]
+    return _ce(logits, labels, weights, ignore) * 0 + _ce(logits, labels, weights, ignore) * (
+        (labels != ignore).sum() / n_valid)
+
+
+def ce_grad_float32(logits, labels, weights, ignore):
+    return SOLUTIONS["5.1"]["ce_grad"](logits.astype(np.float32), labels, weights.astype(np.float32), ignore)
+
+
+def ce_grad_shifts_logits_in_place(logits, labels, weights, ignore):
+    logits -= logits.max(axis=1, keepdims=True)
+    return SOLUTIONS["5.1"]["ce_grad"](logits, labels, weights, ignore)
+
+
+def median_frequency_upper_median(labels, n_classes, ignore):  # right for an odd count only
+    return _balanced(_per_image_frequency(*_counts(labels, n_classes, ignore)),
+                     center=lambda f: np.sort(f)[len(f) // 2])
+
+
+def median_frequency_float32(labels, n_classes, ignore):
+    return SOLUTIONS["5.2"]["median_frequency"](labels, n_classes, ignore).astype(np.float32)
+
+
+def median_frequency_relabels_void_in_place(labels, n_classes, ignore):
+    weights = SOLUTIONS["5.2"]["median_frequency"](labels, n_classes, ignore)
+    labels[labels == ignore] = n_classes
+    return weights
+
+
+def confusion_clears_void_in_place(predictions, labels, n_classes, ignore):
+    conf = SOLUTIONS["8.1"]["confusion"](predictions, labels, n_classes, ignore)
+    predictions[labels == ignore] = 0
+    return conf
+
+
+def scores_absent_from_both_perfect(conf):  # a class nobody saw or predicted scores 1
+    hits, true, pred = _rates(conf)
+    union = true + pred - hits
+    acc = np.where(true > 0, hits / np.maximum(true, 1), np.where(pred > 0, np.nan, 1.0))
+    iou = np.where(union > 0, hits / np.maximum(union, 1), 1.0)
+    seen = (true > 0) | (union == 0)
+    return hits.sum() / conf.sum(), np.nanmean(acc), iou[seen].mean()
+
+
+def bf_tolerance_rounded(prediction, label, n_classes, ignore):  # 1.5 px taken as 1
+    return _bf(prediction, label, n_classes, ignore, radius=np.floor(0.0075 * np.hypot(*label.shape)))
+
+
+def bf_tolerance_from_longer_side(prediction, label, n_classes, ignore):
+    return _bf(prediction, label, n_classes, ignore, radius=0.0075 * max(label.shape))
+
+
+def bf_denominators_swapped(prediction, label, n_classes, ignore):
+    valid = label != ignore
+    radius = 0.0075 * np.hypot(*label.shape)
+    f1s = []
+    for c in range(n_classes):
+        t, p = (label == c) & valid, (prediction == c) & valid
+        if not t.any() and not p.any():
+            continue
+        te, pe = boundary(t), boundary(p)
+        if not te.any() or not pe.any():
+            f1s.append(0.0)
+            continue
+        precision, recall = (pe & dilate(te, radius)).sum() / te.sum(), (te & dilate(pe, radius)).sum() / pe.sum()
+        f1s.append(0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
+    return float(np.mean(f1s))
+
+
+def bf_empty_both_perfect(prediction, label, n_classes, ignore):  # no boundary in either: 1.0
+    valid = label != ignore
+    if not any(boundary((label == c) & valid).any() or boundary((prediction == c) & valid).any()
+               for c in range(n_classes)):
+        return 1.0
+    return SOLUTIONS["8.3"]["bf_score"](prediction, label, n_classes, ignore)
+
+
+def _mask_from_output(x, p, u):  # the mask read back from the output: wrong where x is 0
+    out = np.where(u >= p, x / (1 - p), 0.0)
+    return out, out != 0
+
+
+def _dropout_backward_in_place(dout, keep, p):
+    dout[~keep] = 0
+    dout /= 1 - p
+    return dout.copy()
+
+
+DROPOUT_EXTRA = {
+    "the mask taken as out != 0": (_mask_from_output, lambda dout, keep, p: np.where(keep, dout / (1 - p), 0.0)),
+    "backward writes into dout": (lambda x, p, u: (np.where(u >= p, x / (1 - p), 0.0), u >= p),
+                                  _dropout_backward_in_place),
+}
+
+
 CATALOGUE = {
     "2.1": ("conv_forward", checks.conv_forward, [conv_forward_pad_one, conv_forward_flipped,
-            conv_forward_no_bias, conv_forward_square_loops, conv_forward_library]),
+            conv_forward_no_bias, conv_forward_square_loops, conv_forward_library,
+            conv_forward_reused_buffer, conv_forward_float32, conv_forward_pads_in_place]),
     "2.2": ("conv_dw", checks.conv_dw, [conv_dw_first_image, conv_dw_channels_swapped,
-            conv_dw_square_loops, conv_dw_library]),
+            conv_dw_square_loops, conv_dw_library, conv_dw_float32]),
     "2.3": ("conv_dx", checks.conv_dx, [conv_dx_not_flipped, conv_dx_cropped_at_the_corner,
             conv_dx_pad_one, conv_dx_library]),
     "3.1": ("bn_dx", checks.bn_dx, [bn_dx_no_xhat_term, bn_dx_unbiased, bn_dx_no_gamma,
-            bn_dx_inference_mode]),
+            bn_dx_inference_mode, bn_dx_float32, bn_dx_scales_dout_in_place]),
     "3.2": ("bn_dparams", checks.bn_dparams, [bn_dparams_swapped, bn_dparams_batch_axis_only,
             bn_dparams_means]),
     "4.1": ("maxpool_forward", checks.maxpool_forward, [maxpool_floor_mode, maxpool_ties_to_the_last,
-            maxpool_column_major_indices, maxpool_zero_padding]),
+            maxpool_column_major_indices, maxpool_zero_padding, maxpool_writes_padding_into_x]),
     "4.2": ("maxpool_dx", checks.maxpool_dx, [maxpool_dx_no_crop, maxpool_dx_offsets_swapped,
             maxpool_dx_everywhere, maxpool_dx_library]),
     "4.3": ("unpool_forward", checks.unpool_forward, [unpool_nearest, unpool_offsets_swapped,
-            unpool_no_crop, unpool_library]),
+            unpool_no_crop, unpool_library, unpool_scales_values_in_place]),
     "4.4": ("unpool_dvalues", checks.unpool_dvalues, [unpool_dvalues_window_sum,
             unpool_dvalues_offsets_swapped, unpool_dvalues_window_max]),
     "5.1": ("ce_grad", checks.ce_grad, [ce_grad_no_shift, ce_grad_over_all_pixels,
-            ce_grad_void_not_masked, ce_grad_pytorch_normalisation, ce_grad_library]),
+            ce_grad_void_not_masked, ce_grad_pytorch_normalisation, ce_grad_library,
+            ce_grad_void_by_bincount, ce_grad_float32, ce_grad_shifts_logits_in_place]),
     "5.2": ("median_frequency", checks.median_frequency, [median_frequency_global,
-            median_frequency_void_counted, median_frequency_mean, median_frequency_absent_in_median]),
+            median_frequency_void_counted, median_frequency_mean, median_frequency_absent_in_median,
+            median_frequency_upper_median, median_frequency_float32, median_frequency_relabels_void_in_place]),
     "8.1": ("confusion", checks.confusion, [confusion_transposed, confusion_void_kept,
-            confusion_diagonal_only]),
+            confusion_diagonal_only, confusion_clears_void_in_place]),
     "8.2": ("scores_from", checks.scores, [scores_absent_as_zero, scores_union_double_counts,
-            scores_g_as_class_mean, scores_iou_over_predicted]),
+            scores_g_as_class_mean, scores_iou_over_predicted, scores_absent_from_both_perfect]),
     "8.3": ("bf_score", checks.boundary_f1, [bf_tolerance_from_height, bf_exact_matching,
-            bf_void_kept, bf_absent_classes_count, bf_library]),
+            bf_void_kept, bf_absent_classes_count, bf_library, bf_tolerance_rounded,
+            bf_tolerance_from_longer_side, bf_denominators_swapped, bf_empty_both_perfect]),
     "10.1": ("conv_transpose_backward", checks.conv_transpose_backward, [tconv_dw_axes_swapped,
              tconv_no_padding_offset, tconv_stride_one, tconv_library]),
 }
@@ -603,10 +751,46 @@ def test_dropout_solution_passes():
         "exercise 11.1 passed")
 
 
-@pytest.mark.parametrize("what", sorted(DROPOUT_WRONG))
+@pytest.mark.parametrize("what", sorted(DROPOUT_WRONG) + sorted(DROPOUT_EXTRA))
 def test_a_wrong_dropout_fails(what):
     with pytest.raises(checks.ExerciseFailed, match="^exercise 11.1, case"):
-        checks.dropout(*DROPOUT_WRONG[what])
+        checks.dropout(*{**DROPOUT_WRONG, **DROPOUT_EXTRA}[what])
+
+
+# -- right answers written differently pass ---------------------------------------------------
+
+def conv_forward_sliding_windows(x, w, b):
+    k = w.shape[2]
+    p = (k - 1) // 2
+    windows = np.lib.stride_tricks.sliding_window_view(_pad(x, p), (k, k), axis=(2, 3))
+    return np.einsum("nchwuv,fcuv->nfhw", windows, w) + b[None, :, None, None]
+
+
+def bn_dparams_as_list(dout, xhat):
+    return list(SOLUTIONS["3.2"]["bn_dparams"](dout, xhat))
+
+
+def scores_as_array(conf):
+    return np.array(SOLUTIONS["8.2"]["scores_from"](conf))
+
+
+RIGHT_VARIANTS = {"2.1": conv_forward_sliding_windows, "3.2": bn_dparams_as_list, "8.2": scores_as_array}
+
+
+@pytest.mark.parametrize("exercise", sorted(RIGHT_VARIANTS))
+def test_a_right_answer_written_another_way_passes(exercise):
+    assert CATALOGUE[exercise][1](RIGHT_VARIANTS[exercise]).startswith(f"exercise {exercise} passed")
+
+
+def test_the_messages_say_what_is_wrong():
+    with pytest.raises(checks.ExerciseFailed, match="wrote into its input x"):
+        checks.conv_forward(conv_forward_pads_in_place)
+    with pytest.raises(checks.ExerciseFailed, match="called again: return a new array"):
+        checks.conv_forward(conv_forward_reused_buffer)
+    with pytest.raises(checks.ExerciseFailed, match="float32's rounding: compute in float64"):
+        checks.conv_forward(conv_forward_float32)
+    with pytest.raises(checks.ExerciseFailed, match="return 2 things"):
+        checks.bn_dparams(lambda dout, xhat: dout)
 
 
 def test_the_library_is_back_after_a_check():

@@ -101,12 +101,12 @@ def test_grade_reports_every_student_and_exercise(tmp_path, capsys):
                       "--json", str(tmp_path / "class.json")])
     assert e.value.code == 1
     out = capsys.readouterr().out
-    assert "alice: 0 of 4 passed" in out and "bob: 4 of 4 passed" in out and "carol: 2 of 4 passed" in out
+    # carol's edited check cell is not what grades her: her wrong unpooling alone fails
+    assert "alice: 0 of 4 passed" in out and "bob: 4 of 4 passed" in out and "carol: 3 of 4 passed" in out
     assert "not attempted" in out
     assert "exercise 4.3, case 1 (values (2, 3, 3, 4) -> (5, 7)): out has shape (2, 3, 6, 8)" in out
-    assert "its check cell was changed" in out
     rows = (tmp_path / "class.csv").read_text().splitlines()
-    assert rows[0] == "student,notebook,exercise,passed,message" and len(rows) == 13
+    assert rows[0] == "student,notebook,exercise,passed,message,seed" and len(rows) == 13
     import json
     assert len(json.loads((tmp_path / "class.json").read_text())) == 12
     assert open(carol).read() == before  # the submission itself is never written to
@@ -119,9 +119,8 @@ def test_grade_reports_every_student_and_exercise(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["grade", "{tmp}/missing.ipynb"], "missing.ipynb: no such notebook"),
-    (["grade", "{tmp}/notes.txt"], "notes.txt: not a notebook"),
     (["grade", "{lesson1}"], "none of the notebooks is a lesson with exercises"),
-    (["grade", "{tmp}/other.ipynb"], "other.ipynb: not one of the course's lessons"),
+    (["grade", "{lesson1}", "--seed", "-1"], "--seed: must be 0 or more"),
 ])
 def test_grade_misuse_is_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "notes.txt").write_text("not json")
@@ -131,6 +130,18 @@ def test_grade_misuse_is_one_line(tmp_path, capsys, argv, message):
         lessons.main(argv)
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and message in err and "\n" not in err
+
+
+def test_a_file_that_is_no_lesson_is_one_fail_line_and_the_rest_is_graded(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not json")
+    nbformat.write(nbformat.v4.new_notebook(), str(tmp_path / "other.ipynb"))
+    bob = _submission(tmp_path / "bob", next(p for p in PATHS if os.path.basename(p).startswith("04")))
+    with pytest.raises(SystemExit) as e:
+        lessons.main(["grade", str(tmp_path / "notes.txt"), str(tmp_path / "other.ipynb"), bob])
+    out = capsys.readouterr().out
+    assert e.value.code == 1
+    assert "notes.txt" in out and "FAIL  not a notebook" in out
+    assert "FAIL  not one of the course's lessons" in out and "bob: 4 of 4 passed" in out
 
 
 def test_student_command_writes_stubbed_copies(tmp_path):

@@ -91,6 +91,33 @@ def writable_file(path):
         raise Misuse(f"{path}: cannot write in {folder}")
 
 
+def _same(a, b):
+    """Whether two paths name one file: by inode where both exist (links, hard links), else
+    by the path with every link resolved."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs, inputs=(), overwrite=False, overwrite_flag="--overwrite"):
+    """Raise Misuse (one line) unless every path of ``outputs`` may be written: not one of
+    ``inputs`` (compared as files, through links), not another output of the same command,
+    not a file that exists (unless ``overwrite``), and in a writable folder. Every command
+    calls this before any work, so no output lands on an input or on another output."""
+    outputs = [p for p in outputs if p]
+    for i, path in enumerate(outputs):
+        for source in inputs:
+            if source and _same(path, source):
+                raise Misuse(f"{path} is also an input ({source}): it would be overwritten; "
+                             f"choose another name")
+        for other in outputs[:i]:
+            if _same(path, other):
+                raise Misuse(f"{path} and {other} name the same file: two outputs cannot share it")
+        writable_file(path)
+        if os.path.lexists(path) and not overwrite:
+            raise Misuse(f"{path} already exists: choose another name, or add {overwrite_flag} to replace it")
+
+
 def run_main(prog, body):
     """Call ``body()``: a Misuse becomes one line and exit 2, Ctrl-C one line and exit 130.
 

@@ -20,11 +20,12 @@ import dataclasses
 import io
 import os
 import re
+import secrets
 import sys
 import time
 
 from . import cli
-from .course import LESSONS_DIR, grading, lesson_paths
+from .course import LESSONS_DIR, grading, lesson_paths, sandbox
 from .files import atomic_path, strict_json, write_text
 
 SOLUTION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*\n?",
@@ -79,7 +80,13 @@ def main(argv=None):
     g.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
     g.add_argument("--csv", help="also write one row per student and exercise to this CSV file")
     g.add_argument("--json", help="also write the results to this JSON file")
-    g.add_argument("--timeout", type=cli.positive_int, default=600, help="seconds per cell (default 600)")
+    g.add_argument("--seed", type=cli.non_negative_int,
+                   help="the cases' seed (default: a new one, printed); keep it to grade again on the same cases")
+    g.add_argument("--timeout", type=cli.positive_int, default=300,
+                   help="seconds a submission may take to run its cells, and again for each exercise (default 300)")
+    g.add_argument("--memory", type=cli.positive_int, default=4096, metavar="MB",
+                   help="memory a submission may use (default 4096 MB)")
+    g.add_argument("--overwrite", action="store_true", help="replace --csv / --json files that exist")
     args = p.parse_args(argv)
     try:
         import nbformat
@@ -90,32 +97,32 @@ def main(argv=None):
 
 
 def _grade(args):
+    missing = [p for p in args.notebooks if not os.path.isfile(p)]
+    if missing:
+        raise cli.Misuse(f"{missing[0]}: no such notebook")
+    cli.check_outputs([args.csv, args.json], args.notebooks, args.overwrite)
+    why = sandbox.available()
+    if why:
+        sys.exit(f"lessons: {why}; nothing graded")
+    seed = args.seed if args.seed is not None else secrets.randbelow(10 ** 9)
+    course = grading.course_exercises()
+    results, graded = [], 0
     for path in args.notebooks:
-        if not os.path.isfile(path):
-            raise cli.Misuse(f"{path}: no such notebook")
-    for path in (args.csv, args.json):
-        if path:
-            cli.writable_file(path)
-    course = grading.course_checks()
-    try:  # every file identified before any runs
-        lessons = {path: grading.identify(path, course) for path in args.notebooks}
-    except ValueError as e:
-        raise cli.Misuse(str(e)) from None
-    graded_paths = [path for path, lesson in lessons.items() if lesson]
-    for path in sorted(set(args.notebooks) - set(graded_paths)):
-        print(f"{path}: a lesson without exercises, skipped")
-    if not graded_paths:
-        raise cli.Misuse("none of the notebooks is a lesson with exercises (lessons 2, 3, 4, 5, 8, 10, 11, 12)")
-    results = []
-    for path in graded_paths:
-        graded = grading.grade(path, args.timeout, course)
-        for r in graded:
+        found = grading.grade(path, seed, course, args.timeout, args.memory)
+        if not found:
+            print(f"{path}: a lesson without exercises, skipped")
+            continue
+        graded += 1
+        for r in found:
             print(f"{r.student:<16} {r.notebook:<34} {r.exercise:>5}  {'pass' if r.passed else 'FAIL'}  {r.message}")
-        print(f"{graded[0].student}: {sum(r.passed for r in graded)} of {len(graded)} passed in {path}\n")
-        results += graded
+        print(f"{found[0].student}: {sum(r.passed for r in found)} of {len(found)} passed in {path}\n")
+        results += found
+    if not results:
+        raise cli.Misuse("none of the notebooks is a lesson with exercises (lessons 2, 3, 4, 5, 8, 10, 11, 12)")
     passed = sum(r.passed for r in results)
-    print(f"{passed} of {len(results)} exercises passed in {len(graded_paths)} notebooks")
-    rows = [dataclasses.asdict(r) for r in results]
+    print(f"{passed} of {len(results)} exercises passed in {graded} notebooks "
+          f"(cases from seed {seed}: --seed {seed} grades on the same cases again)")
+    rows = [dict(dataclasses.asdict(r), seed=seed) for r in results]
     if args.csv:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(rows[0]))

@@ -1,18 +1,25 @@
-"""Grading submitted lesson notebooks: run each top to bottom (in memory: the submission is
-never written to) and read every exercise's check cell.
+"""Grading submitted lesson notebooks, each in isolation, with verdicts the submission cannot
+forge.
 
-A check cell is a code cell tagged ``check`` whose metadata names its ``exercise``. It passes
-when it ran without an error; it fails with the error's message (the check's own one line,
-e.g. "exercise 2.1, case 2 (x (1, 2, 6, 4), w (3, 2, 5, 5)): out[0, 1, 3, 2] is ...").
-A check cell whose source differs from the course's, or that is missing, fails too: a
-student cannot pass by editing the check.
+For every submission: the notebook is read (never written to), its code cells but the check
+cells are turned from IPython's syntax into Python, and they run in a sandboxed worker
+(:mod:`tinysegnet.course.sandbox`) in a new empty folder of its own. The grader then calls
+the student's functions there by name, on cases drawn from the instructor's seed, and
+compares what comes back here with tinysegnet's own results (:mod:`tinysegnet.course.checks`).
+No output, check cell or printed text of the submission counts: an edited or deleted check
+cell changes nothing, a cell that prints "passed" passes nothing.
 """
 
 import dataclasses
+import inspect
 import os
 import re
 
-from . import lesson_paths
+import numpy as np
+
+from .. import metrics
+from . import checks, lesson_paths, sandbox
+from .checks import ExerciseFailed
 
 
 @dataclasses.dataclass
@@ -25,17 +32,23 @@ class Result:
     message: str
 
 
-def _checks(nb):
-    """{exercise: check cell} of a notebook, in order."""
-    return {c.metadata["exercise"]: c for c in nb.cells
-            if c.cell_type == "code" and "check" in c.metadata.get("tags", []) and "exercise" in c.metadata}
+class NotGradable(Exception):
+    """A file that is not one of the course's notebooks: one FAIL line, the class goes on."""
 
 
-def course_checks():
-    """{lesson file name: {exercise: check cell source}} of the course's own notebooks."""
+def _tagged(nb, tag):
+    return [c for c in nb.cells if c.cell_type == "code" and tag in c.metadata.get("tags", [])
+            and "exercise" in c.metadata]
+
+
+def course_exercises():
+    """{lesson file name: [exercise numbers]} of the course's own notebooks, in order."""
     import nbformat
-    return {os.path.basename(path): {e: c.source for e, c in _checks(nbformat.read(path, as_version=4)).items()}
-            for path in lesson_paths()}
+    found = {}
+    for path in lesson_paths():
+        numbers = [c.metadata["exercise"] for c in _tagged(nbformat.read(path, as_version=4), "check")]
+        found[os.path.basename(path)] = numbers
+    return found
 
 
 def student_name(path):
@@ -47,74 +60,115 @@ def student_name(path):
     return re.sub(r"[_-]?\d\d_.+$", "", os.path.splitext(name)[0]) or os.path.splitext(name)[0]
 
 
-def _lesson_of(path, submitted, course):
-    """The course lesson a submission is: by file name, else by the exercises it checks."""
+def read(path):
+    """The notebook at ``path``; NotGradable (one line) for anything else."""
+    import nbformat
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as e:  # nbformat raises many types for a file that is not a notebook
+        raise NotGradable(f"not a notebook ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+
+
+def identify(path, nb, course):
+    """The course lesson ``nb`` is a copy of: by file name, else by the exercises it tags."""
     for lesson in course:
         if os.path.basename(path).endswith(lesson):
             return lesson
-    for lesson, expected in course.items():
-        if set(submitted) & set(expected):
+    tagged = {c.metadata.get("exercise") for c in nb.cells if c.cell_type == "code"}
+    for lesson, numbers in course.items():
+        if tagged & set(numbers):
             return lesson
-    return None
+    raise NotGradable("not one of the course's lessons")
 
 
-def _error_line(output):
-    if output.ename == "NotImplementedError":
-        return "not attempted (the exercise still raises NotImplementedError)"
-    return f"{output.ename}: {output.evalue}".splitlines()[0]
+def python_cells(nb):
+    """The code of every code cell but the check cells, IPython's syntax (magics, ``!``)
+    turned into calls the worker answers with nothing."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    transform = TransformerManager().transform_cell
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "check" in cell.metadata.get("tags", []):
+            continue
+        try:
+            cells.append(transform(cell.source))
+        except Exception:  # IPython's own failure on text it cannot parse: the cell runs as it is
+            cells.append(cell.source)
+    return cells
 
 
-def identify(path, course=None):
-    """The course lesson a notebook is a copy of, or None for a lesson without exercises.
+def given_helpers():
+    """{module: source} of what the statements hand out: ``tinysegnet.metrics.boundary``
+    and ``dilate`` (lesson 8), nothing else of the library."""
+    source = "import numpy as np\n\n" + "\n\n".join(
+        inspect.getsource(f) for f in (metrics.boundary, metrics._disk_offsets, metrics.dilate))
+    return {"tinysegnet.metrics": source}
 
-    Raises ValueError (one line) for a file that is not a notebook, or not of this course."""
-    import nbformat
-    course = course_checks() if course is None else course
+
+class _Remote:
+    """A student's layer function, called in the sandbox (the capstone's glue runs here)."""
+
+    def __init__(self, box, name, parameters):
+        self.box, self.name, self.parameters = box, name, parameters
+
+    def __call__(self, *args):
+        reply = self.box.call([(self.name, args)])[0]
+        if reply.not_attempted:
+            raise NotImplementedError(reply.error)
+        if reply.error is not None:
+            raise checks.LayerError(f"{self.name}(): {reply.error}")
+        for j, (before, after) in enumerate(zip(args, reply.after)):
+            if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
+                raise checks.LayerError(f"your {self.name}() wrote into its input {self.parameters[j]}")
+        return tuple(reply.value) if isinstance(reply.value, list) else reply.value
+
+
+def _grade_exercise(box, number, seed):
+    """The pass message, or ExerciseFailed / NotImplementedError."""
+    rng = np.random.default_rng([seed] + [int(p) for p in number.split(".")])
+    if number == "12.1":
+        from .capstone import library_signatures
+        remotes = {name: _Remote(box, name, params) for name, params in checks.CAPSTONE_LAYERS.items()}
+        return checks.whole_model(library_signatures(**remotes), seed=rng)
+    exercise = checks.EXERCISES[number]
+    cases = checks.draw(exercise, rng)
+    return checks.verify(exercise, cases, box.call(checks.requests(cases)))
+
+
+def grade(path, seed, course, timeout=600, memory_mb=4096):
+    """[Result] for every exercise of the lesson the notebook at ``path`` is (none for a
+    lesson without exercises); one FAIL Result (exercise "-") for a file that cannot be graded."""
+    student, name = student_name(path), os.path.basename(path)
     try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as e:  # nbformat raises several types for a file that is not a notebook
-        raise ValueError(f"{path}: not a notebook ({type(e).__name__}: {e})") from None
-    lesson = _lesson_of(path, _checks(nb), course)
-    if lesson is None:
-        raise ValueError(f"{path}: not one of the course's lessons")
-    return lesson if course[lesson] else None
-
-
-def grade(path, timeout=600, course=None):
-    """[Result] for every exercise of the course lesson that the notebook at ``path`` is
-    (see :func:`identify`, which must name a lesson with exercises)."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    course = course_checks() if course is None else course
-    lesson = identify(path, course)
-    if lesson is None:
-        raise ValueError(f"{path}: its lesson has no exercises to grade")
-    nb = nbformat.read(path, as_version=4)
-    submitted = _checks(nb)
-    expected = course[lesson]
-    unfinished = None
+        nb = read(path)
+        lesson = identify(path, nb, course)
+    except NotGradable as e:
+        return [Result(student, name, "-", False, str(e))]
+    numbers = course[lesson]
+    if not numbers:
+        return []
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
-    except (CellTimeoutError, DeadKernelError) as e:
-        unfinished = f"the notebook did not finish ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-    student, results = student_name(path), []
-    for exercise, source in expected.items():
-        cell = submitted.get(exercise)
-        if cell is None:
-            passed, message = False, "its check cell is missing"
-        elif cell.source != source:
-            passed, message = False, "its check cell was changed; restore it from the course"
-        else:
-            errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-            if errors:
-                passed, message = False, _error_line(errors[0])
-            elif cell.get("execution_count") is None:
-                passed, message = False, unfinished or "its check cell did not run"
-            else:
-                text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
-                passed, message = True, text.strip().splitlines()[-1] if text.strip() else "passed"
-        results.append(Result(student, lesson, exercise, passed, message))
+        box = sandbox.Sandbox(python_cells(nb), given_helpers(), timeout, memory_mb)
+    except sandbox.SandboxError as e:
+        return [Result(student, lesson, n, False, str(e)) for n in numbers]
+    results = []
+    with box:
+        for i, number in enumerate(numbers):
+            try:
+                passed, message = True, _grade_exercise(box, number, seed)
+            except ExerciseFailed as e:
+                passed, message = False, _explained(str(e), box.cell_errors)
+            except NotImplementedError:
+                passed, message = False, "not attempted (the exercise still raises NotImplementedError)"
+            except sandbox.SandboxError as e:  # the worker is gone: so is every exercise left
+                results += [Result(student, lesson, n, False, str(e)) for n in numbers[i:]]
+                break
+            results.append(Result(student, lesson, number, passed, message))
     return results
+
+
+def _explained(message, cell_errors):
+    """A missing function's message with the first error the notebook's cells raised."""
+    if "does not define a function" in message and cell_errors:
+        return f"{message} ({cell_errors[0]})"
+    return message

@@ -40,17 +40,19 @@ def class_frequencies(labels, n_classes, ignore_index):
                     counts.sum(axis=0) / np.maximum(pixels_of_images_with_c, 1), 0.0)
 
 
-def median_frequency_weights(labels, n_classes, ignore_index):
-    """w(c) = median(freq) / freq(c) (Eigen and Fergus; SegNet's class balancing), float32.
+def median_frequency_weights(labels, n_classes, ignore_index, dtype=np.float32):
+    """w(c) = median(freq) / freq(c) (Eigen and Fergus; SegNet's class balancing), float32
+    unless ``dtype`` says otherwise.
 
-    The median is over the classes that occur; a class that never occurs gets weight 0.
+    The median is over the classes that occur (for an even count, the mean of the two middle
+    frequencies); a class that never occurs gets weight 0.
     """
     freq = class_frequencies(labels, n_classes, ignore_index)
     seen = freq > 0
     if not seen.any():
         raise ValueError("median_frequency_weights: no labelled pixels")
     median = np.median(freq[seen])
-    return np.where(seen, median / np.where(seen, freq, 1), 0.0).astype(np.float32)
+    return np.where(seen, median / np.where(seen, freq, 1), 0.0).astype(dtype)
 
 
 def batches(n, batch_size, rng=None):
