@@ -67,6 +67,8 @@ def _snapshot(*roots):
         for folder, _, files in os.walk(root):
             for name in files:
                 path = os.path.join(folder, name)
+                if not os.path.isfile(path):
+                    continue
                 with open(path, "rb") as f:
                     found[path] = hashlib.sha256(f.read()).hexdigest()
     return found

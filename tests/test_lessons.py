@@ -174,3 +174,35 @@ def test_checks_fail_on_stubs_and_pass_with_solutions(path):
 def test_notebook_runs_top_to_bottom(path):
     nb = lessons.execute(nbformat.read(path, as_version=4), lessons.LESSONS_DIR, CELL_TIMEOUT, allow_errors=True)
     assert not _errors(nb)
+
+
+def test_the_students_release_leaves_out_the_derivations_and_the_instructors_keeps_them(tmp_path):
+    lessons.main(["student", str(tmp_path / "students")])
+    lessons.main(["student", str(tmp_path / "instructor"), "--instructor"])
+    for path in WITH_EXERCISES:
+        name = os.path.basename(path)
+        course = nbformat.read(path, as_version=4)
+        derivations = [c.source for c in course.cells if "derivation" in c.metadata.get("tags", [])]
+        students = [c.source for c in nbformat.read(tmp_path / "students" / name, as_version=4).cells]
+        instructor = [c.source for c in nbformat.read(tmp_path / "instructor" / name, as_version=4).cells]
+        assert not set(derivations) & set(students)
+        assert set(derivations) <= set(instructor)
+    assert any("derivation" in c.metadata.get("tags", []) for p in WITH_EXERCISES
+               for c in nbformat.read(p, as_version=4).cells)
+
+
+def test_a_stub_leaves_the_steps_the_hints_ask_for_to_the_student(tmp_path):
+    lessons.main(["student", str(tmp_path)])
+    nb = nbformat.read(tmp_path / "02_convolution.ipynb", as_version=4)
+    stubs = "\n".join(c.source for c in nb.cells if "solution" in c.metadata.get("tags", []))
+    assert "np.pad" not in stubs and "np.zeros" not in stubs
+
+
+def test_run_refuses_an_unknown_lesson_and_never_writes_over_the_course_with_out(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        lessons.main(["run", "nope"])
+    assert e.value.code == 2 and "no lesson's file name contains 'nope'" in capsys.readouterr().err
+    (tmp_path / os.path.basename(PATHS[0])).write_text("mine")
+    with pytest.raises(SystemExit) as e:
+        lessons.main(["run", "01", "--out", str(tmp_path)])
+    assert e.value.code == 2 and (tmp_path / os.path.basename(PATHS[0])).read_text() == "mine"

@@ -1,18 +1,19 @@
 """The lesson notebooks: ``python -m tinysegnet.lessons student OUTDIR``, ``... run`` and
 ``... grade NOTEBOOK...``.
 
-``student OUTDIR`` writes a copy of every lesson for students: in each code cell tagged
+``student OUTDIR`` writes the students' release of every lesson: in each code cell tagged
 ``solution`` the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` become a
-``# YOUR CODE HERE`` stub that raises NotImplementedError; outputs are cleared. Cells
-tagged ``check`` (the gradient checks) stay as they are, so they fail until the student
-has written a correct answer.
+``# YOUR CODE HERE`` stub that raises NotImplementedError, the derivations that follow the
+checks (cells tagged ``derivation``) are left out (``--instructor`` keeps them), outputs are
+cleared. Cells tagged ``check`` stay, so they fail until the student has a correct answer.
 
-``run`` executes every notebook in ``lessons/`` top to bottom and saves it with fresh
-outputs, so the committed figures never go stale.
+``run [NAME...] [--out DIR]`` executes lessons top to bottom and saves them with fresh
+outputs: into DIR, or in place (how the committed figures are kept from going stale).
 
-``grade NOTEBOOK...`` runs submitted notebooks (never writing to them) and prints, per
-student and exercise, pass or fail with the check's message; ``--csv`` / ``--json`` save the
-class's results. Exit status 0 when every exercise passed, 1 when one failed, 2 for misuse.
+``grade NOTEBOOK...`` grades submissions, each in a sandbox of its own
+(:mod:`tinysegnet.course.grading`), and prints, per student and exercise, pass or fail with
+the check's message; ``--csv`` / ``--json`` save the class's results. Exit status 0 when
+every exercise passed, 1 when one failed, 2 for misuse.
 """
 
 import csv
@@ -38,10 +39,14 @@ def strip_solutions(source):
     return SOLUTION.sub(lambda m: STUB.format(indent=m.group("indent")), source)
 
 
-def student_copy(notebook):
-    """A copy of ``notebook`` (an nbformat node) with solutions stubbed and outputs cleared."""
+def student_copy(notebook, instructor=False):
+    """A copy of ``notebook`` (an nbformat node) with solutions stubbed and outputs cleared;
+    the derivations that follow the checks (cells tagged ``derivation``) are left out of the
+    students' release and kept in the instructor's."""
     import copy
     nb = copy.deepcopy(notebook)
+    if not instructor:
+        nb.cells = [c for c in nb.cells if "derivation" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -62,9 +67,12 @@ def write_atomic(nb, path):
 
 
 def execute(nb, cwd, timeout=300, allow_errors=False):
-    """Run a notebook in place (nbclient, the python3 kernel, working folder ``cwd``)."""
+    """Run a notebook in place (nbclient, the python3 kernel, working folder ``cwd``). The
+    kernel's start-up warning about TCP on this machine's loopback is not shown: it is the
+    kernel's log, not the lesson's output, and it listed among a run's results as an alarm."""
     from nbclient import NotebookClient
     NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+                   extra_arguments=["--IPKernelApp.log_level=ERROR"],
                    resources={"metadata": {"path": cwd}}).execute()
     return nb
 
@@ -72,10 +80,14 @@ def execute(nb, cwd, timeout=300, allow_errors=False):
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.lessons", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("student", help="write student copies with the solutions removed")
+    s = sub.add_parser("student", help="write student copies with the solutions (and derivations) removed")
     s.add_argument("outdir")
+    s.add_argument("--instructor", action="store_true", help="keep the derivations that follow the checks")
     r = sub.add_parser("run", help="re-execute the lessons and save their outputs")
     r.add_argument("names", nargs="*", help="only lessons whose file name contains one of these")
+    r.add_argument("--out", metavar="DIR",
+                   help="write the executed notebooks into DIR (default: in place, over lessons/)")
+    r.add_argument("--overwrite", action="store_true", help="replace notebooks already in --out")
     g = sub.add_parser("grade", help="run submitted notebooks and report every exercise")
     g.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
     g.add_argument("--csv", help="also write one row per student and exercise to this CSV file")
@@ -151,17 +163,25 @@ def _lessons(args, nbformat):
         os.makedirs(args.outdir, exist_ok=True)
         for path in paths:
             target = os.path.join(args.outdir, os.path.basename(path))
-            write_atomic(student_copy(nbformat.read(path, as_version=4)), target)
+            write_atomic(student_copy(nbformat.read(path, as_version=4), args.instructor), target)
             print(f"wrote {target}")
     else:
-        for path in paths:
-            if args.names and not any(n in os.path.basename(path) for n in args.names):
-                continue
+        unknown = [n for n in args.names if not any(n in os.path.basename(p) for p in paths)]
+        if unknown:
+            raise cli.Misuse(f"no lesson's file name contains {unknown[0]!r} (the lessons: "
+                             f"{', '.join(os.path.basename(p)[:2] for p in paths)})")
+        chosen = [p for p in paths if not args.names or any(n in os.path.basename(p) for n in args.names)]
+        targets = [os.path.join(args.out, os.path.basename(p)) if args.out else p for p in chosen]
+        if args.out:
+            cli.writable_folder(args.out)
+            os.makedirs(args.out, exist_ok=True)
+            cli.check_outputs(targets, paths, args.overwrite)
+        for path, target in zip(chosen, targets):
             print(f"running {os.path.basename(path)} ...", end=" ", flush=True)
             started = time.perf_counter()
             nb = execute(nbformat.read(path, as_version=4), LESSONS_DIR)
-            write_atomic(nb, path)
-            print(f"{time.perf_counter() - started:.0f} s", flush=True)
+            write_atomic(nb, target)
+            print(f"{time.perf_counter() - started:.0f} s -> {target}", flush=True)
 
 
 if __name__ == "__main__":
