@@ -284,3 +284,87 @@ def test_evaluate_full_res_on_images_of_mixed_sizes(world, tmp_path, capsys):
     assert "images differ in size" in str(e.value.code) and "--size H W" in str(e.value.code)
     evaluate.main([world["best"], "--data-dir", mixed, "--full-res", "--size", "32", "48"])
     assert "mIoU" in capsys.readouterr().out
+
+
+# -- nothing lost, second round: one process per run folder, a full disk is one line ----------
+
+def test_a_second_process_on_a_held_run_folder_is_one_line_naming_the_holder(tmp_path):
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tinysegnet.files import hold_folder; "
+                               f"hold_folder({str(out)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = subprocess.run([sys.executable, "-m", "tinysegnet.train", "--epochs", "1", "--size", "16", "16",
+                                 "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == (f"train: {os.path.realpath(out)} is in use by process {holder.pid}: "
+                                         f"wait for it to finish, or use another folder")
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)  # the killed holder's lock is gone with it
+    from tinysegnet.files import hold_folder
+    hold_folder(str(out))
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    import errno
+    from tinysegnet import cli, files
+    target = tmp_path / "scores.json"
+    target.write_text("the old scores")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(files.os, "replace", full)
+    with pytest.raises(SystemExit) as e:
+        cli.run_main("evaluate", lambda: files.write_text(str(target), "new"))
+    assert e.value.code == 1
+    assert target.read_text() == "the old scores"
+    assert os.listdir(tmp_path) == ["scores.json"]
+
+
+def test_a_bug_that_raises_oserror_keeps_its_traceback(tmp_path):
+    import errno
+    from tinysegnet import cli, files
+
+    def bug():
+        with files.atomic_path(str(tmp_path / "x.txt")):
+            raise OSError(errno.EBADF, "a bad file descriptor of ours")
+    with pytest.raises(OSError, match="a bad file descriptor"):
+        cli.run_main("train", bug)
+
+
+def test_temporaries_a_killed_run_left_are_removed_at_the_next_start(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".tmp-abc.npz").write_bytes(b"half a checkpoint")
+    result = subprocess.run([sys.executable, "-m", "tinysegnet.train", "--epochs", "1", "--size", "16", "16",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "removed" in result.stdout and ".tmp-abc.npz" in result.stdout
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "{run}/best.npz", "--json", "{run}/best.npz"],
+    ["evaluate", "{run}/best.npz", "--json", "{run}/metrics.jsonl"],
+    ["export", "{run}/best.npz", "{tmp}/out.json"],
+    ["export", "{run}/best.npz", "{run}/best.npz"],
+])
+def test_an_output_never_lands_on_an_input(world, tmp_path, argv):
+    import pathlib
+    import subprocess
+    import sys
+    tiny_run = pathlib.Path(world["run"])
+    before = {n: (tiny_run / n).read_bytes() for n in os.listdir(tiny_run) if not n.startswith(".")}
+    argv = [a.format(run=tiny_run, tmp=tmp_path) for a in argv]
+    result = subprocess.run([sys.executable, "-m", f"tinysegnet.{argv[0]}", *argv[1:]],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert {n: (tiny_run / n).read_bytes() for n in os.listdir(tiny_run) if not n.startswith(".")} == before

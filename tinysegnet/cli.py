@@ -119,14 +119,19 @@ def check_outputs(outputs, inputs=(), overwrite=False, overwrite_flag="--overwri
 
 
 def run_main(prog, body):
-    """Call ``body()``: a Misuse becomes one line and exit 2, Ctrl-C one line and exit 130.
+    """Call ``body()``: a Misuse (or a folder another process holds) becomes one line and
+    exit 2, a write the machine refused (disk full, read-only) one line and exit 1, Ctrl-C one
+    line and exit 130.
 
     Failures found in the inputs are each command's to word (``sys.exit("prog: ...")``, exit
     1); anything else is a bug of ours and keeps its traceback."""
+    from .files import FolderBusy, WriteFailed
     try:
         return body()
-    except Misuse as e:
+    except (Misuse, FolderBusy) as e:
         _fail(prog, e, 2)
+    except WriteFailed as e:
+        _fail(prog, e, 1)
     except KeyboardInterrupt:
         _fail(prog, "interrupted (Ctrl-C); nothing half-written was left behind", 130)
 

@@ -44,6 +44,7 @@ def main(argv=None):
                    help="with --full-res: the size to score at when the split's images differ in size")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--json", help="also write the scores to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     p.add_argument("--samples", type=positive_int,
                    help="Monte Carlo dropout passes per image (Bayesian models)")
     p.add_argument("--seed", type=non_negative_int, default=0,
@@ -55,8 +56,9 @@ def main(argv=None):
 
 
 def _evaluate(args):
-    if args.json:
-        cli.writable_file(args.json)  # before the scoring, not after it
+    run_folder = os.path.dirname(os.path.abspath(args.checkpoint))  # before the scoring, not after it
+    cli.check_outputs([args.json], [args.checkpoint] + [os.path.join(run_folder, f) for f in engine.RUN_FILES],
+                      args.overwrite)
     try:
         device = resolve_device(args.device)
         model, config, progress = engine.load_run(args.checkpoint, device)

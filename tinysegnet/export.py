@@ -27,14 +27,15 @@ def main(argv=None):
     p.add_argument("out", help="the PyTorch state_dict to write (.pt); OUT.json is written beside it")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.pt and OUT.json if they exist")
     args = p.parse_args(argv)
+    cli.run_main("export", lambda: _export(args))
+
+
+def _export(args):
     sidecar = os.path.splitext(args.out)[0] + ".json"
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        p.error(f"{folder}: no such folder for OUT")
-    existing = [f for f in (args.out, sidecar) if os.path.exists(f)]
-    if existing and not args.overwrite:
-        p.error(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: choose another "
-                f"name or add --overwrite")
+    if os.path.splitext(args.out)[1].lower() != ".pt":
+        raise cli.Misuse(f"{args.out}: OUT is the PyTorch state_dict, a .pt file ({sidecar} is "
+                         f"written beside it)")
+    cli.check_outputs([args.out, sidecar], [args.checkpoint], args.overwrite)
     try:
         import torch
         model, config, progress = engine.load_run(args.checkpoint)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from . import cli, engine
 from .cli import Misuse, float_in, non_negative_int, positive_int
 from .engine import DEFAULTS
+from .files import hold_folder, remove_temporaries
 from .models import MODELS
 
 # The smallest side each model takes: SegNet's five 2x2 poolings need 32 pixels, the others'
@@ -70,9 +71,10 @@ def parse_args(argv=None):
 def make_run(args):
     """(run, the resumed run's config as saved, or None): a new run from the command line, or
     the resumed one; the run folder checked first."""
-    if args.resume:
-        out = args.out or os.path.dirname(os.path.abspath(args.resume))
+    if args.resume:  # the real run folder, not a link's
+        out = args.out or os.path.dirname(os.path.realpath(args.resume))
         cli.writable_folder(out)
+        _hold(out)
         before, done = engine.check_resume_folder(args.resume, out, args.overwrite)
         if args.epochs <= done:
             raise Misuse(f"{args.resume} is already at epoch {done}; --epochs is the total to "
@@ -86,6 +88,7 @@ def make_run(args):
                                            f"{'camvid' if args.data_dir else 'synthetic'}-"
                                            f"{time.strftime('%Y%m%d-%H%M%S')}")
     cli.writable_folder(out)
+    _hold(out)
     engine.check_new_run_folder(out, args.overwrite)
     config = engine.RunConfig.for_data(
         os.path.abspath(args.data_dir) if args.data_dir else None, model=args.model,
@@ -94,6 +97,14 @@ def make_run(args):
         weight_decay=args.weight_decay, class_weighting=args.class_weights,
         flip=not args.no_flip, seed=args.seed, device=args.device)
     return engine.start(config, out), None
+
+
+def _hold(out):
+    """This process becomes the run folder's only writer; what a killed one left half-written
+    is removed (it is never a finished file: those are renamed into place)."""
+    hold_folder(out)
+    for name in remove_temporaries(out):
+        print(f"removed {os.path.join(out, name)}, left half-written by a process that was killed")
 
 
 def _changes(run, before):
