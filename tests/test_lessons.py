@@ -160,8 +160,9 @@ def test_student_command_writes_stubbed_copies(tmp_path):
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=os.path.basename)
 def test_checks_fail_on_stubs_and_pass_with_solutions(path):
     nb = nbformat.read(path, as_version=4)
-    checks = [i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", [])]
-    student = lessons.execute(lessons.student_copy(nb), lessons.LESSONS_DIR, CELL_TIMEOUT, allow_errors=True)
+    copy = lessons.student_copy(nb)
+    checks = [i for i, c in enumerate(copy.cells) if "check" in c.metadata.get("tags", [])]
+    student = lessons.execute(copy, lessons.LESSONS_DIR, CELL_TIMEOUT, allow_errors=True)
     failed = _errors(student)
     assert all(i in failed for i in checks), f"checks that passed on a stub: {set(checks) - set(failed)}"
     assert all(failed[i].ename == "NotImplementedError" for i in checks)

@@ -48,6 +48,7 @@ class Sandbox:
             for path in (self.folder, home, tmp):
                 os.chown(path, 65534, 65534)
         self.log_path = os.path.join(self.folder, "output.log")
+        self._buffered = bytearray()  # bytes read past the end of the last message
         request_read, self._requests = os.pipe()
         self._replies, reply_write = os.pipe()
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
@@ -92,7 +93,7 @@ class Sandbox:
 
     def _read(self, timeout):
         deadline = time.monotonic() + timeout
-        buffered = bytearray()
+        buffered = self._buffered
 
         def read_exactly(n):
             while len(buffered) < n:

@@ -123,7 +123,9 @@ def read_meta(meta, path):
         raise ConfigError(f"{path}: metadata is not a JSON object")
     if "format" not in meta:
         meta = _from_unnumbered(meta, path)
-    if not isinstance(meta["format"], int) or meta["format"] > FORMAT:
+    if not _int(meta["format"]):
+        raise ConfigError(f"{path}: checkpoint format {meta['format']!r} is not a format number")
+    if meta["format"] > FORMAT:
         raise ConfigError(f"{path}: checkpoint format {meta['format']!r} is newer than this "
                           f"tinysegnet reads ({FORMAT}): upgrade tinysegnet")
     for key in ("run", "model", "progress"):
@@ -137,9 +139,34 @@ def read_meta(meta, path):
     for key in ("epoch", "best_miou", "history", "rng"):
         if key not in progress:
             raise ConfigError(f"{path}: metadata's progress has no {key!r}")
-    if "name" not in meta["model"]:
+    checks = {"epoch": lambda v: _int(v) and v >= 0,
+              "best_miou": _finite,
+              "best_epoch": lambda v: v is None or (_int(v) and v >= 0),
+              "history": lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+              "rng": lambda v: isinstance(v, dict)}
+    for key, ok in checks.items():
+        if key in progress and not ok(progress[key]):
+            raise ConfigError(f"{path}: metadata's progress.{key} is {progress[key]!r}, which is "
+                              f"not what tinysegnet writes there")
+    model = meta["model"]
+    if not isinstance(model.get("name"), str):
         raise ConfigError(f"{path}: metadata's model has no 'name'")
-    return config, meta["model"], progress
+    _check_model_options(model, path)
+    return config, model, progress
+
+
+def _check_model_options(model, path):
+    """ConfigError unless the model section names a known model and options it takes."""
+    import inspect
+    from ..models import MODELS
+    if model["name"] not in MODELS:
+        raise ConfigError(f"{path}: metadata's model {model['name']!r} is not one tinysegnet "
+                          f"knows ({', '.join(sorted(MODELS))})")
+    accepted = inspect.signature(MODELS[model["name"]]).parameters
+    unknown = sorted(set(model) - {"name"} - set(accepted))
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        raise ConfigError(f"{path}: metadata's model has an option {unknown[0]!r} that "
+                          f"{model['name']} does not take")
 
 
 def _from_unnumbered(meta, path):
