@@ -123,3 +123,54 @@ def test_while_the_synthetic_set_is_generated(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 130 and len(err.strip().splitlines()) == 1 and "interrupted" in err
     assert os.listdir(tmp_path / "data") == []  # no half-generated set, no temporary folder
+
+
+# -- killed after the last epoch's last.npz: the same command finishes the run --------------------
+
+def test_a_run_killed_after_its_final_checkpoint_is_finished_by_resuming_it(straight, tmp_path):
+    import shutil
+    from tinysegnet import train
+    out = tmp_path / "killed"
+    shutil.copytree(straight, out)
+    history = (out / "metrics.jsonl").read_text()
+    for name in ("metrics.jsonl", "curves.png", "predictions.png"):
+        (out / name).unlink()
+    assert engine.unfinished(str(out), EPOCHS) == ["metrics.jsonl", "curves.png", "predictions.png"]
+    train.main(["--resume", str(out / "last.npz"), "--epochs", str(EPOCHS), "--quiet", "--device", "cpu"])
+    assert (out / "metrics.jsonl").read_text() == history
+    assert (out / "curves.png").is_file() and (out / "predictions.png").is_file()
+    assert engine.unfinished(str(out), EPOCHS) == []
+    with pytest.raises(SystemExit) as e:  # a whole run: nothing to finish, as before
+        train.main(["--resume", str(out / "last.npz"), "--epochs", str(EPOCHS), "--quiet", "--device", "cpu"])
+    assert e.value.code == 2
+
+
+def test_a_batch_norm_recomputation_killed_between_the_checkpoints_is_finished_by_running_it_again(
+        straight, tmp_path, monkeypatch):
+    import shutil
+    from tinysegnet import train
+    from tinysegnet.engine import training
+    out = tmp_path / "recompute"
+    shutil.copytree(straight, out)
+    argv = ["--resume", str(out / "last.npz"), "--epochs", str(EPOCHS), "--quiet", "--device", "cpu",
+            "--recompute-bn"]
+    real_save, saved = training.save, []
+
+    def killed_after_last(run, name):
+        if name == "best.npz":
+            raise KeyboardInterrupt
+        saved.append(name)
+        return real_save(run, name)
+    monkeypatch.setattr(training, "save", killed_after_last)
+    with pytest.raises(SystemExit):
+        train.main(argv)
+    monkeypatch.setattr(training, "save", real_save)
+    assert saved == ["last.npz"]
+    best_before = checkpoint.load(str(out / "best.npz"))[0]
+    assert engine.unfinished(str(out), EPOCHS, recompute_bn=True) == ["batch-norm recomputation"]
+    last_before = (out / "last.npz").read_bytes()
+    train.main(argv)
+    assert (out / "last.npz").read_bytes() == last_before  # not recomputed twice
+    best_after = checkpoint.load(str(out / "best.npz"))[0]
+    assert any(not np.array_equal(best_before[k], best_after[k]) for k in best_before if "running" in k)
+    assert engine.unfinished(str(out), EPOCHS, recompute_bn=True) == []

@@ -69,21 +69,22 @@ def parse_args(argv=None):
 
 
 def make_run(args):
-    """(run, the resumed run's config as saved, or None): a new run from the command line, or
-    the resumed one; the run folder checked first."""
+    """(run, the resumed run's config as saved or None, what its last saved epoch is missing):
+    a new run from the command line, or the resumed one; the run folder checked and held first."""
     if args.resume:  # the real run folder, not a link's
         out = args.out or os.path.dirname(os.path.realpath(args.resume))
         cli.writable_folder(out)
         _hold(out)
         before, done = engine.check_resume_folder(args.resume, out, args.overwrite)
-        if args.epochs <= done:
+        finishing = args.epochs <= done and engine.unfinished(out, done, args.recompute_bn)
+        if args.epochs <= done and not finishing:
             raise Misuse(f"{args.resume} is already at epoch {done}; --epochs is the total to "
                          f"reach, so give more than {done}")
         run = engine.restore(args.resume, out, epochs=args.epochs, lr=args.lr,
                              momentum=args.momentum, weight_decay=args.weight_decay,
                              device=args.device,
                              data_dir=os.path.abspath(args.data_dir) if args.data_dir else None)
-        return run, before
+        return run, before, finishing or []
     out = args.out or os.path.join("runs", f"{args.model or 'segnet-basic'}-"
                                            f"{'camvid' if args.data_dir else 'synthetic'}-"
                                            f"{time.strftime('%Y%m%d-%H%M%S')}")
@@ -96,7 +97,7 @@ def make_run(args):
         batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, class_weighting=args.class_weights,
         flip=not args.no_flip, seed=args.seed, device=args.device)
-    return engine.start(config, out), None
+    return engine.start(config, out), None, []
 
 
 def _hold(out):
@@ -123,13 +124,18 @@ def main(argv=None):
 
 def _train(args):
     try:
-        run, before = make_run(args)
+        run, before, missing = make_run(args)
     except engine.RunFolderError as e:
         raise Misuse(str(e)) from None
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         sys.exit(f"train: {e}")
     if before is not None:
         _changes(run, before)
+    if missing:
+        engine.finish(run, args.recompute_bn)
+        print(f"epoch {run.progress['epoch']} had been saved, but not its {', '.join(missing)} "
+              f"(the process was stopped): written now; the run in {run.out_dir} is complete")
+        return
     c = run.config
     print(f"{c.model} ({run.model.num_parameters():,} parameters) on "
           f"{c.data_dir or 'the synthetic set'} at {c.size[0]}x{c.size[1]}: "

@@ -271,6 +271,7 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
                           mIoU=scores["mIoU"], class_iou=scores["class_iou"])
             progress["epoch"] = epoch
             progress["history"].append(record)
+            progress.pop("bn_recomputed", None)  # a new epoch's statistics are running averages again
             # best.npz before last.npz: interrupted between the two, the resume repeats this
             # epoch and writes the same best.npz again.
             if scores["mIoU"] > progress["best_miou"]:
@@ -291,14 +292,55 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
 
 
 def _recompute_bn_in_checkpoints(run):
-    recompute_bn_statistics(run.model, run.train_split, run.config, run.config.batch_size, run.device)
-    save(run, "last.npz")
+    """Batch-norm statistics over the training split into last.npz, then best.npz; each
+    checkpoint rewritten says so (``progress.bn_recomputed``), so a run of this interrupted
+    anywhere is finished by running it again, and none is recomputed twice."""
+    if not run.progress.get("bn_recomputed"):
+        recompute_bn_statistics(run.model, run.train_split, run.config, run.config.batch_size, run.device)
+        run.progress["bn_recomputed"] = True
+        save(run, "last.npz")
     best = os.path.join(run.out_dir, "best.npz")
-    if os.path.exists(best):
+    if os.path.exists(best) and not _meta(best)[2].get("bn_recomputed"):
         best_run = restore(best, run.out_dir, device=run.device)
         recompute_bn_statistics(best_run.model, best_run.train_split, best_run.config,
                                 best_run.config.batch_size, best_run.device)
+        best_run.progress["bn_recomputed"] = True
         save(best_run, "best.npz")
+
+
+def _meta(path):
+    return read_meta(checkpoint.load(path)[2], path)
+
+
+def unfinished(out_dir, epoch, recompute_bn=False):
+    """What a run whose last.npz holds ``epoch`` is missing of that epoch's end (a process
+    killed after last.npz was written): the files, and the batch-norm recomputation when
+    asked for and not done in every checkpoint. Empty when the run is whole."""
+    missing = []
+    metrics = os.path.join(out_dir, "metrics.jsonl")
+    try:
+        with open(metrics) as f:
+            if sum(1 for line in f if line.strip()) != epoch:
+                missing.append("metrics.jsonl")
+    except (FileNotFoundError, IsADirectoryError):
+        missing.append("metrics.jsonl")
+    missing += [name for name in ("curves.png", "predictions.png")
+                if not os.path.isfile(os.path.join(out_dir, name))]
+    if recompute_bn:
+        saved = [n for n in ("last.npz", "best.npz") if os.path.exists(os.path.join(out_dir, n))]
+        if any(not _meta(os.path.join(out_dir, n))[2].get("bn_recomputed") for n in saved):
+            missing.append("batch-norm recomputation")
+    return missing
+
+
+def finish(run, recompute_bn=False):
+    """Write what :func:`unfinished` found missing of the run's last saved epoch: the history,
+    the pictures (from a fresh validation pass) and, if asked, the batch-norm recomputation."""
+    _write_metrics(run)
+    _, predictions = evaluate_split(run.model, run.val_split, run.config, run.config.batch_size, run.device)
+    _write_pictures(run, predictions)
+    if recompute_bn:
+        _recompute_bn_in_checkpoints(run)
 
 
 def _timed(fn):
