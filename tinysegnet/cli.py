@@ -63,6 +63,14 @@ def _number(text, kind):
         raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
 
 
+def folder_name(text):
+    """argparse type: a folder's name; an empty one is a mistake (``--data-dir ''`` would
+    otherwise read as no folder at all, and train on the synthetic set)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a folder, or leave the flag out")
+    return text
+
+
 def writable_folder(path, create=True):
     """Raise Misuse unless ``path`` is (or, with ``create``, can become) a writable folder."""
     if os.path.exists(path) and not os.path.isdir(path):
@@ -125,7 +133,10 @@ def run_main(prog, body):
 
     Failures found in the inputs are each command's to word (``sys.exit("prog: ...")``, exit
     1); anything else is a bug of ours and keeps its traceback."""
+    import signal
     from .files import FolderBusy, WriteFailed
+    # SIGTERM (kill, a scheduler's stop) is Ctrl-C: one line and exit 130 wherever it lands
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return body()
     except (Misuse, FolderBusy) as e:
@@ -133,7 +144,9 @@ def run_main(prog, body):
     except WriteFailed as e:
         _fail(prog, e, 1)
     except KeyboardInterrupt:
-        _fail(prog, "interrupted (Ctrl-C); nothing half-written was left behind", 130)
+        _fail(prog, "interrupted (Ctrl-C or SIGTERM); nothing half-written was left behind", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fail(prog, message, code):

@@ -35,7 +35,8 @@ def find_images(paths):
         else:
             raise DataError(f"{path}: no such file or folder")
     if not found:
-        raise DataError(f"no images found in {', '.join(paths)}")
+        raise DataError(f"no images found in {', '.join(paths)} (predict reads "
+                        f"{', '.join(IMAGE_SUFFIXES)}; convert others, e.g. GIF, TIFF or WebP, to PNG)")
     return found
 
 

