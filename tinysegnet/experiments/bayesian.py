@@ -293,18 +293,6 @@ def main(argv):
     cli.run_main("experiments", lambda: _bayesian(args, argv))
 
 
-def _check_protocol(name, run_dir, args):
-    """A run folder reused must hold the model and protocol asked for, else one line."""
-    _, config, _ = engine.load_run(os.path.join(run_dir, "last.npz"))
-    size = args.size or engine.DEFAULTS["camvid" if args.data_dir else "synthetic"]["size"]
-    wanted = dict(model=name, size=tuple(size), batch_size=args.batch_size)
-    found = dict(model=config.model, size=tuple(config.size), batch_size=config.batch_size)
-    for key in wanted:
-        if wanted[key] != found[key]:
-            raise cli.Misuse(f"{run_dir} holds a run with {key} {found[key]}, not {wanted[key]}: "
-                             f"choose another --runs folder")
-
-
 def _bayesian(args, argv):
     cli.writable_folder(args.report)
     cli.writable_folder(args.runs)
@@ -312,9 +300,7 @@ def _bayesian(args, argv):
     try:
         for name, run_dir in zip(MODELS, runs):
             print(f"== {name}", flush=True)
-            if os.path.exists(os.path.join(run_dir, "last.npz")):
-                _check_protocol(name, run_dir, args)
-            if trained(run_dir, args.epochs):
+            if trained(run_dir, name, args):
                 print(f"already trained for {args.epochs} epochs in {run_dir}")
             else:
                 train_model(name, run_dir, args)

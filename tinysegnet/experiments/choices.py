@@ -105,11 +105,7 @@ def _choices(args, argv):
         for weighting in WEIGHTINGS:
             run_dir = os.path.join(args.runs, weighting)
             print(f"== class weights: {weighting}", flush=True)
-            if trained(run_dir, args.epochs):
-                config = engine.load_run(os.path.join(run_dir, "last.npz"))[1]
-                if config.class_weighting != weighting:
-                    raise cli.Misuse(f"{run_dir} holds a run with class weights {config.class_weighting}, "
-                                     f"not {weighting}: choose another --runs folder")
+            if trained(run_dir, "segnet-basic", args, class_weighting=weighting):
                 print(f"already trained for {args.epochs} epochs in {run_dir}")
             else:
                 train_model("segnet-basic", run_dir, args, class_weighting=weighting)

@@ -9,6 +9,7 @@ import numpy as np
 from .. import cli, engine
 from ..backend import array_module, to_device
 from ..cli import positive_int
+from ..files import hold_folder
 from ..timing import timeit
 
 
@@ -22,10 +23,23 @@ def inference_ms(fn_or_model, size, device, repeat=3):
     return 1000 * timeit(lambda: fn(x), array_module(device), repeat=repeat)
 
 
-def trained(run_dir, epochs):
-    """True when ``run_dir`` holds a run that has finished ``epochs`` epochs."""
+def trained(run_dir, model_name, args, **overrides):
+    """True when ``run_dir`` holds a run of ``model_name`` that has finished ``args.epochs``
+    epochs. A run there of another model or protocol (data, size, batch size, ``overrides``
+    such as the class weighting) is refused in one line: it never stands for this one."""
     path = os.path.join(run_dir, "last.npz")
-    return os.path.exists(path) and engine.load_run(path)[2]["epoch"] >= epochs
+    if not os.path.exists(path):
+        return False
+    _, config, progress = engine.load_run(path)
+    data = os.path.abspath(args.data_dir) if args.data_dir else None
+    size = args.size or engine.DEFAULTS["camvid" if args.data_dir else "synthetic"]["size"]
+    wanted = dict(model=model_name, data_dir=data, size=tuple(size), batch_size=args.batch_size, **overrides)
+    for key, value in wanted.items():
+        found = tuple(getattr(config, key)) if key == "size" else getattr(config, key)
+        if found != value:
+            raise cli.Misuse(f"{run_dir} holds a run with {key.replace('_', ' ')} {found}, not "
+                             f"{value}: choose another --runs folder")
+    return progress["epoch"] >= args.epochs
 
 
 def train_model(model_name, run_dir, args, **overrides):
@@ -37,6 +51,7 @@ def train_model(model_name, run_dir, args, **overrides):
                                        model=model_name, size=tuple(args.size) if args.size else None,
                                        epochs=args.epochs, batch_size=args.batch_size,
                                        device=args.device, **overrides)
+    hold_folder(run_dir)
     last = os.path.join(run_dir, "last.npz")
     run = (engine.restore(last, epochs=args.epochs, device=args.device) if os.path.exists(last)
            else engine.start(config, run_dir))
@@ -61,7 +76,8 @@ def protocol_parser(name, description, runs_help, report_help, epochs, data_help
     p.add_argument("--epochs", type=positive_int, default=epochs)
     p.add_argument("--batch-size", type=positive_int, default=12)
     p.add_argument("--runs", default=os.path.join("runs", name), help=runs_help)
-    p.add_argument("--report", default="docs", help=report_help)
+    p.add_argument("--report", help=f"{report_help} (default: the --runs folder; the repository's "
+                                    f"docs/ hold the recorded ones)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     return p
 
@@ -69,6 +85,7 @@ def protocol_parser(name, description, runs_help, report_help, epochs, data_help
 def parse_protocol(p, argv):
     """Parse, then refuse sizes the four 2x2 poolings cannot take (exit 2, one line)."""
     args = p.parse_args(argv)
+    args.report = args.report or args.runs
     if args.size and min(args.size) < 16:
         p.error("--size: both sides must be at least 16 pixels (four 2x2 poolings)")
     return args

@@ -84,7 +84,7 @@ def _decoders(args, argv):
     for variant in args.variants:
         run_dir = os.path.join(args.runs, variant)
         print(f"== {variant}", flush=True)
-        if trained(run_dir, args.epochs):
+        if trained(run_dir, variant, args):
             print(f"already trained for {args.epochs} epochs in {run_dir}")
         else:
             try:
