@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tinysegnet.errors import DeviceError
 from tinysegnet import backend
 
 
@@ -15,10 +16,10 @@ def test_env_override_cpu(monkeypatch):
 
 
 def test_bad_device_names(monkeypatch):
-    with pytest.raises(ValueError, match="tpu"):
+    with pytest.raises(DeviceError, match="tpu"):
         backend.resolve_device("tpu")
     monkeypatch.setenv(backend.DEVICE_ENV, "cuda")
-    with pytest.raises(ValueError, match="TINYSEGNET_DEVICE"):
+    with pytest.raises(DeviceError, match="TINYSEGNET_DEVICE"):
         backend.resolve_device("auto")
 
 

@@ -3,6 +3,7 @@ import os
 import numpy as np
 import pytest
 
+from tinysegnet.errors import DataError
 from tinysegnet import checkpoint
 
 
@@ -37,7 +38,7 @@ def test_not_a_checkpoint(tmp_path):
     path.write_bytes(b"junk")
     with pytest.raises(ValueError, match="junk.npz: not a tinysegnet checkpoint"):
         checkpoint.load(str(path))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="missing.npz: checkpoint not found"):
         checkpoint.load(str(tmp_path / "missing.npz"))
 
 

@@ -11,8 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from tinysegnet import backend, checkpoint, evaluate, nn, predict, train
-from tinysegnet import functional as F
+from tinysegnet import backend, checkpoint, engine, evaluate, nn, predict, train
 from tinysegnet.models import MODELS, build
 from tinysegnet.optim import SGD
 from tinysegnet.testing import strict_cupy
@@ -41,11 +40,9 @@ def _step(model, x, y, weights, device, steps=2):
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     x, y, w = (backend.to_device(a, device) for a in (x, y, weights))
     for _ in range(steps):  # a second step uses the momentum the first one left
-        loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, w, 11)
-        model.backward(dlogits)
-        opt.step()
+        loss = engine.train_step(model, opt, x, y, w)
     grads = {k: backend.to_numpy(p.grad) for k, p in model.named_parameters()}
-    return float(loss), grads, {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
+    return loss, grads, {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
 
 
 def _batch(rng, n, h, w, dtype):
@@ -95,10 +92,7 @@ def test_launch_budget_of_segnet_basic(stand_in):
     x, y, w = (backend.to_device(a, "gpu") for a in _batch(np.random.default_rng(0), 12, 90, 120, np.float32))
     for _ in range(2):  # the first step creates the momentum buffers
         with strict_cupy.counting() as step:
-            loss, dlogits = F.softmax_cross_entropy(model.train().forward(x), y, w, 11)
-            model.backward(dlogits)
-            opt.step()
-            float(loss)
+            engine.train_step(model.train(), opt, x, y, w)
     with strict_cupy.counting() as inference:
         model.eval().forward(x)
     assert step.ops <= 1000 and step.syncs == 1, (step.ops, step.syncs)

@@ -3,6 +3,8 @@
 import ast
 import os
 
+import numpy as np
+
 import pytest
 
 from tinysegnet import engine
@@ -131,3 +133,21 @@ def test_metrics_are_strict_json(tiny_set, tmp_path):
     for line in open(tmp_path / "metrics.jsonl"):
         record = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
         assert None in record["class_iou"] or all(0 <= v <= 1 for v in record["class_iou"])
+
+
+def test_train_step_is_one_sgd_step_and_refuses_a_non_finite_loss():
+    from tinysegnet.models import SegNetBasic
+    from tinysegnet.optim import SGD
+    rng = np.random.default_rng(0)
+    model = SegNetBasic(n_classes=3, width=4, kernel=3, seed=0).train()
+    optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    y = rng.integers(0, 3, (2, 16, 16)).astype(np.uint8)
+    y[0, 0] = 11  # void
+    losses = [engine.train_step(model, optimizer, x, y) for _ in range(20)]
+    assert isinstance(losses[0], float) and losses[-1] < 0.8 * losses[0]
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="loss is (inf|nan)"):
+        engine.train_step(model, optimizer, x, y, np.array([np.inf, 1, 1], np.float32))
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before if "running" not in k)

@@ -191,7 +191,7 @@ CASES = [
     ("evaluate", ["{bad}/nonfinite.npz"], 1, "non-finite values"),
     ("evaluate", ["{bad}/newer.npz"], 1, "newer than this tinysegnet reads"),
     ("evaluate", ["{best}", "--batch-size", "0"], 2, "--batch-size: must be at least 1"),
-    ("evaluate", ["{best}", "--json", "{root}/no/such/scores.json"], 2, "its folder .* does not exist"),
+    ("evaluate", ["{best}", "--json", "{root}/no/such/scores.json"], 2, "no such folder"),
     ("evaluate", ["{best}", "--json", "{bad}/a"], 2, "is a folder, not a file"),
     ("evaluate", ["{best}", "--size", "10", "10"], 2, "--size is the scoring size of --full-res"),
     ("evaluate", ["{best}", "--data-dir", "{root}/nowhere"], 1, "CamVid folder not found"),
@@ -210,7 +210,8 @@ CASES = [
     ("predict", ["{best}", "{bad}/x.png", "--out", "{root}/p7", "--samples", "0"], 2,
      "--samples: must be at least 1"),
     # export
-    ("export", ["{best}", "{bad}/a-file"], 2, "already exists"),
+    ("export", ["{best}", "{bad}/a-file"], 2, "a .pt file"),
+    ("export", ["{best}", "{bad}"], 2, "a .pt file"),
     ("export", ["{best}", "{root}/no/such/out.pt"], 2, "no such folder"),
     ("export", ["{bad}/nonfinite.npz", "{root}/out.pt"], 1, "non-finite values"),
     # bench and experiments
@@ -247,16 +248,14 @@ def test_one_line_and_nothing_lost(world, capsys, command, argv, code, message):
     assert not changed, changed
 
 
-def test_at_least_sixty_cases():
-    assert len(CASES) >= 60
-
-
 def test_gpu_asked_for_where_there_is_none(capsys):
     if backend.gpu_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(SystemExit) as e:
         bench.main(["layers", "--device", "gpu"])
-    assert str(e.value.code).startswith("bench: device 'gpu' requested but the GPU is not usable")
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 1 and "\n" not in err
+    assert err.startswith("bench: device 'gpu' requested but the GPU is not usable")
 
 
 def test_student_copies_never_overwrite(tmp_path, capsys):
@@ -281,7 +280,8 @@ def test_evaluate_full_res_on_images_of_mixed_sizes(world, tmp_path, capsys):
         im.resize((40, 30), Image.NEAREST).save(path)
     with pytest.raises(SystemExit) as e:
         evaluate.main([world["best"], "--data-dir", mixed, "--full-res"])
-    assert "images differ in size" in str(e.value.code) and "--size H W" in str(e.value.code)
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "images differ in size" in err and "--size H W" in err
     evaluate.main([world["best"], "--data-dir", mixed, "--full-res", "--size", "32", "48"])
     assert "mIoU" in capsys.readouterr().out
 

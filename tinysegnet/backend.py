@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from .errors import DeviceError
+
 DEVICE_ENV = "TINYSEGNET_DEVICE"
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -87,13 +89,13 @@ def resolve_device(device="auto"):
     if device == "auto":
         device = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
         if device not in DEVICES:
-            raise ValueError(f"{DEVICE_ENV}={device!r}: expected one of cpu, gpu, auto")
+            raise DeviceError(f"{DEVICE_ENV}={device!r}: expected one of cpu, gpu, auto")
     if device not in DEVICES:
-        raise ValueError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
+        raise DeviceError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
     if device == "cpu":
         return "cpu"
     if device == "gpu" and not gpu_available():
-        raise RuntimeError(f"device 'gpu' requested but the GPU is not usable: "
+        raise DeviceError(f"device 'gpu' requested but the GPU is not usable: "
                            f"{gpu_unavailable_reason()} (README: the GPU)")
     return "gpu" if gpu_available() else "cpu"
 

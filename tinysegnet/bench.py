@@ -21,7 +21,6 @@ Each figure is the median of ``--repeat`` runs after warm-up runs (two for the m
 first steps of a fresh model run up to 30% slower while memory is first touched).
 """
 
-import sys
 import tracemalloc
 
 import numpy as np
@@ -113,11 +112,7 @@ def _our_step(name, batch, h, w, device):
     y = xp.asarray(rng.integers(0, 11, (batch, h, w), dtype=np.uint8))
 
     def step():
-        model.train()
-        loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, None, 11)
-        model.backward(dlogits)
-        opt.step()
-        float(loss)  # the training loop reads the loss once a step
+        engine.train_step(model.train(), opt, x, y)  # the training loop's own step
 
     def infer():
         model.eval()
@@ -340,20 +335,21 @@ def main(argv=None):
     p.add_argument("--conv-method", choices=sorted(conv.METHODS),
                    help="one convolution method for every layer (default: each layer's pick)")
     args = p.parse_args(argv)
-    conv.forced_method = args.conv_method
-    if args.what == "launches":  # counted, not timed: needs no device
-        bench_launches()
-        return
-    try:
+    cli.run_main("bench", lambda: _bench(args))
+
+
+def _bench(args):
+    with conv.using_method(args.conv_method):
+        if args.what == "launches":  # counted, not timed: needs no device
+            bench_launches()
+            return
         device = resolve_device(args.device)
-    except (ValueError, RuntimeError) as e:
-        sys.exit(f"bench: {e}")
-    if args.what == "layers":
-        bench_layers(device, args.repeat)
-    elif args.what == "monte-carlo":
-        bench_monte_carlo(device, args.repeat)
-    else:
-        bench_model(device, args.repeat, args.vs_torch)
+        if args.what == "layers":
+            bench_layers(device, args.repeat)
+        elif args.what == "monte-carlo":
+            bench_monte_carlo(device, args.repeat)
+        else:
+            bench_model(device, args.repeat, args.vs_torch)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import zipfile
 import numpy as np
 
 from .backend import to_numpy
+from .errors import DataError
 from .files import atomic_path, strict_json
 
 
-class NonFiniteError(ValueError):
+class NonFiniteError(DataError):
     """An array holding inf or NaN: never saved, never loaded."""
 
 
@@ -49,7 +50,7 @@ def load(path):
     metadata, non-finite arrays) is a one-line error naming the file.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise DataError(f"{path}: checkpoint not found")
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
@@ -63,10 +64,10 @@ def load(path):
     except ValueError as e:
         reason = ("it holds Python objects, which are never loaded" if "pickle" in str(e)
                   else " ".join(str(e).split()))
-        raise ValueError(f"{path}: not a tinysegnet checkpoint ({reason})") from None
+        raise DataError(f"{path}: not a tinysegnet checkpoint ({reason})") from None
     except (EOFError, KeyError, OSError, zipfile.BadZipFile) as e:
         reason = "empty file" if os.path.getsize(path) == 0 else f"{type(e).__name__}: {e}"
-        raise ValueError(f"{path}: not a tinysegnet checkpoint ({' '.join(reason.split())})") from None
+        raise DataError(f"{path}: not a tinysegnet checkpoint ({' '.join(reason.split())})") from None
     _require_finite({f"model/{k}": v for k, v in model.items()}, path,
                     "refusing to load it (the run diverged before this was saved)")
     _require_finite({f"optim/{k}": v for k, v in optim.items()}, path, "refusing to load it")

@@ -19,8 +19,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
-class Misuse(Exception):
-    """A mistake in how the command was called: one line, exit 2."""
+from .errors import Misuse, UserError  # noqa: F401  (Misuse: the commands raise it from here)
 
 
 def positive_int(text):
@@ -94,7 +93,7 @@ def writable_file(path):
         raise Misuse(f"{path} is a folder, not a file")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise Misuse(f"{path}: its folder {folder} does not exist")
+        raise Misuse(f"{path}: no such folder {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise Misuse(f"{path}: cannot write in {folder}")
 
@@ -127,22 +126,16 @@ def check_outputs(outputs, inputs=(), overwrite=False, overwrite_flag="--overwri
 
 
 def run_main(prog, body):
-    """Call ``body()``: a Misuse (or a folder another process holds) becomes one line and
-    exit 2, a write the machine refused (disk full, read-only) one line and exit 1, Ctrl-C one
-    line and exit 130.
-
-    Failures found in the inputs are each command's to word (``sys.exit("prog: ...")``, exit
-    1); anything else is a bug of ours and keeps its traceback."""
+    """Call ``body()``: a :class:`~tinysegnet.errors.UserError` becomes its one line and its
+    exit code (2 for misuse, 1 for bad inputs or a machine that refused a write), Ctrl-C or
+    SIGTERM one line and exit 130; anything else is a bug of ours and keeps its traceback."""
     import signal
-    from .files import FolderBusy, WriteFailed
     # SIGTERM (kill, a scheduler's stop) is Ctrl-C: one line and exit 130 wherever it lands
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return body()
-    except (Misuse, FolderBusy) as e:
-        _fail(prog, e, 2)
-    except WriteFailed as e:
-        _fail(prog, e, 1)
+    except UserError as e:
+        _fail(prog, e, e.exit_code)
     except KeyboardInterrupt:
         _fail(prog, "interrupted (Ctrl-C or SIGTERM); nothing half-written was left behind", 130)
     finally:

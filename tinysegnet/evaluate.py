@@ -9,7 +9,6 @@ of its single pass with dropout off ("weight averaging").
 """
 
 import os
-import sys
 
 import numpy as np
 
@@ -59,19 +58,16 @@ def _evaluate(args):
     run_folder = os.path.dirname(os.path.abspath(args.checkpoint))  # before the scoring, not after it
     cli.check_outputs([args.json], [args.checkpoint] + [os.path.join(run_folder, f) for f in engine.RUN_FILES],
                       args.overwrite)
-    try:
-        device = resolve_device(args.device)
-        model, config, progress = engine.load_run(args.checkpoint, device)
-        if args.samples and not dropout_layers(model):
-            raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
-                         f"bayesian-segnet); {args.checkpoint} holds {config.model}")
-        if args.recompute_bn:
-            train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
-            engine.recompute_bn_statistics(model, train_split, config, args.batch_size, device)
-        split, full = engine.load_eval_data(config, args.split, args.data_dir,
-                                            tuple(args.size) if args.size else None)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        sys.exit(f"evaluate: {e}")
+    device = resolve_device(args.device)
+    model, config, progress = engine.load_run(args.checkpoint, device)
+    if args.samples and not dropout_layers(model):
+        raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
+                     f"bayesian-segnet); {args.checkpoint} holds {config.model}")
+    if args.recompute_bn:
+        train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
+        engine.recompute_bn_statistics(model, train_split, config, args.batch_size, device)
+    split, full = engine.load_eval_data(config, args.split, args.data_dir,
+                                        tuple(args.size) if args.size else None)
     result, _ = engine.evaluate_split(model, split, config, args.batch_size, device, boundary_f1=True,
                                       full_res_split=full if args.full_res else None,
                                       samples=args.samples or 0, seed=args.seed)

@@ -14,7 +14,6 @@ it images the way tinysegnet did::
 
 import json
 import os
-import sys
 
 from . import cli, engine
 from .files import atomic_path, write_text
@@ -36,14 +35,9 @@ def _export(args):
         raise cli.Misuse(f"{args.out}: OUT is the PyTorch state_dict, a .pt file ({sidecar} is "
                          f"written beside it)")
     cli.check_outputs([args.out, sidecar], [args.checkpoint], args.overwrite)
-    try:
-        import torch
-        model, config, progress = engine.load_run(args.checkpoint)
-        torch_state = bridge.torch_state_dict(model)
-    except ImportError:
-        sys.exit("export: PyTorch is not installed (pip install torch)")
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as e:
-        sys.exit(f"export: {e}")
+    torch = bridge.require_torch()
+    model, config, progress = engine.load_run(args.checkpoint)
+    torch_state = bridge.torch_state_dict(model)
     with atomic_path(args.out) as tmp:
         torch.save(torch_state, tmp)
     info = dict(model=model.config, mean=config.mean, std=config.std, size=list(config.size),

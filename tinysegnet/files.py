@@ -15,17 +15,19 @@ import os
 import shutil
 import tempfile
 
+from .errors import Misuse, UserError
+
 # what the machine, not our code, can make a write fail with
 ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG,
                       errno.EIO}
 
 
-class WriteFailed(Exception):
+class WriteFailed(UserError):
     """A file could not be written (disk full, read-only, permission): one line, exit 1; the
     earlier file is intact and the temporary is gone."""
 
 
-class FolderBusy(Exception):
+class FolderBusy(Misuse):
     """Another process holds the folder (one line, exit 2)."""
 
 

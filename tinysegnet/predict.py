@@ -8,7 +8,6 @@ averaged over the classes, with a colour bar.
 """
 
 import os
-import sys
 
 from PIL import Image
 
@@ -74,10 +73,7 @@ def output_names(paths):
 
 def _predict(args):
     cli.writable_folder(args.out)
-    try:
-        paths = find_images(args.inputs)
-    except ValueError as e:
-        sys.exit(f"predict: {e}")
+    paths = find_images(args.inputs)
     names = output_names(paths)
     kinds = ("labels", "overlay") + (("uncertainty",) if args.samples else ())
     targets = [os.path.join(args.out, f"{stem}_{kind}.png") for stem in names.values()
@@ -86,31 +82,25 @@ def _predict(args):
     if existing and not args.overwrite:
         raise Misuse(f"{existing[0]} already exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}: "
                      f"choose another --out or add --overwrite")
-    try:
-        device = resolve_device(args.device)
-        model, config, _ = engine.load_run(args.checkpoint, device)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        sys.exit(f"predict: {e}")
+    device = resolve_device(args.device)
+    model, config, _ = engine.load_run(args.checkpoint, device)
     if args.samples and not dropout_layers(model):
         raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
                      f"bayesian-segnet); {args.checkpoint} holds {config.model}")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        for path, stem in names.items():
-            image = read_image(path, "RGB")
-            out = os.path.join(args.out, stem)
-            if args.samples:
-                labels, uncertainty = engine.predict_monte_carlo(model, image, config, args.samples,
-                                                                 device, args.seed)
-                uncertainty_map(uncertainty, f"{out}_uncertainty.png",
-                                f"uncertainty, {args.samples} samples")
-            else:
-                labels = engine.predict(model, image, config, device)
-            save_png(colorize(labels), f"{out}_labels.png")
-            save_png(overlay(image, labels), f"{out}_overlay.png")
-            print(f"{path} -> {out}_{{{','.join(kinds)}}}.png")
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        sys.exit(f"predict: {e}")
+    os.makedirs(args.out, exist_ok=True)
+    for path, stem in names.items():
+        image = read_image(path, "RGB")
+        out = os.path.join(args.out, stem)
+        if args.samples:
+            labels, uncertainty = engine.predict_monte_carlo(model, image, config, args.samples,
+                                                             device, args.seed)
+            uncertainty_map(uncertainty, f"{out}_uncertainty.png",
+                            f"uncertainty, {args.samples} samples")
+        else:
+            labels = engine.predict(model, image, config, device)
+        save_png(colorize(labels), f"{out}_labels.png")
+        save_png(overlay(image, labels), f"{out}_overlay.png")
+        print(f"{path} -> {out}_{{{','.join(kinds)}}}.png")
 
 
 if __name__ == "__main__":

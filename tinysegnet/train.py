@@ -135,12 +135,7 @@ def main(argv=None):
 
 
 def _train(args):
-    try:
-        run, before, missing = make_run(args)
-    except engine.RunFolderError as e:
-        raise Misuse(str(e)) from None
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        sys.exit(f"train: {e}")
+    run, before, missing = make_run(args)
     if before is not None:
         _changes(run, before)
     if missing:

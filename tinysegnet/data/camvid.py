@@ -9,6 +9,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from .. import errors
+
 from .split import Split
 
 CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
@@ -21,7 +23,7 @@ PALETTE = np.array([
 ], dtype=np.uint8)
 
 
-class DataError(ValueError):
+class DataError(errors.DataError):
     """Data that cannot be used, with a one-line reason naming the file."""
 
 

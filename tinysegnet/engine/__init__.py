@@ -13,10 +13,11 @@ from .inference import (evaluate_split, load_eval_data, load_run, monte_carlo,
                         predict_split, recompute_bn_statistics, score_predictions)
 from .training import (RUN_FILES, Diverged, Interrupted, Run, RunFolderError, check_new_run_folder,
                        check_resume_folder, finish, fit, load_data, restore, save, start, train_epoch,
+                       train_step,
                        unfinished)
 
 __all__ = ["RunConfig", "ConfigError", "DEFAULTS", "FORMAT", "checkpoint_meta", "read_meta",
-           "Run", "start", "restore", "fit", "train_epoch", "save", "load_data", "Diverged",
+           "Run", "start", "restore", "fit", "train_epoch", "train_step", "save", "load_data", "Diverged",
            "Interrupted", "RunFolderError", "RUN_FILES", "unfinished", "finish", "check_new_run_folder", "check_resume_folder", "evaluate_split", "predict_split", "predict", "recompute_bn_statistics",
            "load_run", "load_eval_data", "monte_carlo", "monte_carlo_estimates",
            "monte_carlo_split", "predict_monte_carlo", "score_predictions"]

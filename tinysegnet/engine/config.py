@@ -15,6 +15,8 @@ flat dict of tinysegnet 0.2) are read and converted.
 import dataclasses
 import math
 
+from ..errors import DataError
+
 FORMAT = 1
 
 # Defaults by data set: a few minutes on a 2-core CPU for the synthetic set; the paper's
@@ -23,7 +25,7 @@ DEFAULTS = {"synthetic": dict(size=(48, 64), batch_size=4, epochs=15),
             "camvid": dict(size=(90, 120), batch_size=12, epochs=60)}
 
 
-class ConfigError(ValueError):
+class ConfigError(DataError):
     """A run configuration or checkpoint metadata that does not hold together (one line)."""
 
 

@@ -21,6 +21,7 @@ from .. import functional as F
 from ..backend import resolve_device, to_device, xp_of
 from ..data import camvid, synthetic, transforms
 from ..data.camvid import CLASSES, VOID
+from ..errors import DataError, Misuse, UserError
 from ..files import strict_json, write_text
 from ..models import build, from_config
 from ..optim import SGD
@@ -28,7 +29,7 @@ from .config import checkpoint_meta, read_meta
 from .inference import evaluate_split, recompute_bn_statistics, standardize
 
 
-class Diverged(RuntimeError):
+class Diverged(UserError, RuntimeError):
     """The loss, or a weight, statistic or velocity, became non-finite. ``last_good`` is the
     checkpoint of the last finished epoch, or None when no epoch finished."""
 
@@ -47,7 +48,7 @@ class Interrupted(Exception):
         self.checkpoint, self.epoch = checkpoint_path, epoch
 
 
-class RunFolderError(ValueError):
+class RunFolderError(Misuse, ValueError):
     """A run folder that would lose work if written to (one line)."""
 
 
@@ -121,7 +122,7 @@ def start(config, out_dir):
     device = resolve_device(config.device)
     train_split, val_split = load_data(config)
     if not (train_split.labels != VOID).any():
-        raise ValueError("the training split has no labelled pixels (every pixel is void): "
+        raise DataError("the training split has no labelled pixels (every pixel is void): "
                          "nothing to learn from")
     mean, std = transforms.channel_stats(train_split.images)
     weights = (transforms.median_frequency_weights(train_split.labels, len(CLASSES), VOID)
@@ -158,6 +159,25 @@ def restore(path, out_dir=None, **changes):
                out_dir or os.path.dirname(os.path.abspath(path)), device)
 
 
+def train_step(model, optimizer, x, y, class_weights=None, ignore_index=VOID):
+    """One step of SGD on a batch: forward, weighted cross-entropy over the valid pixels,
+    backward, update. Returns the loss as a float (the step's one wait for the device).
+
+    x (N, 3, H, W) float and y (N, H, W) class ids on the model's device; ``class_weights``
+    (K,) or None; pixels labelled ``ignore_index`` count towards neither loss nor gradient.
+    The model must be in training mode (``model.train()``). Raises FloatingPointError on a
+    non-finite loss, before the update, so the weights stay those of the last good step.
+    """
+    # looked up on the package at each step, so functional.use() reaches the loss too
+    loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, class_weights, ignore_index)
+    loss = float(loss)
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss}")
+    model.backward(dlogits)
+    optimizer.step()
+    return loss
+
+
 def train_epoch(run, on_batch=None):
     """One pass over the training split in shuffled batches; returns the mean loss.
 
@@ -179,13 +199,10 @@ def train_epoch(run, on_batch=None):
         F.check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
         x = to_device(standardize(images, config), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
-        # looked up on the package at each step, so functional.use() reaches the loss too
-        loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, weights, VOID)
-        loss = float(loss)  # the step's one wait for the device
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss} at step {step + 1}")
-        model.backward(dlogits)
-        run.optimizer.step()
+        try:
+            loss = train_step(model, run.optimizer, x, y, weights)
+        except FloatingPointError as e:
+            raise FloatingPointError(f"{e} at step {step + 1}") from None
         total, count = total + loss * len(index), count + len(index)
         if on_batch:
             on_batch(count, total / count)

@@ -10,7 +10,6 @@ prototxts. Writes ``choices.md`` and ``choices.json`` (which lesson 7 reads) int
 """
 
 import os
-import sys
 
 import numpy as np
 
@@ -100,24 +99,19 @@ def _choices(args, argv):
     cli.writable_folder(args.report)
     cli.writable_folder(args.runs)
     device = resolve_device(args.device)
-    try:
-        scores = {}
-        for weighting in WEIGHTINGS:
-            run_dir = os.path.join(args.runs, weighting)
-            print(f"== class weights: {weighting}", flush=True)
-            if trained(run_dir, "segnet-basic", args, class_weighting=weighting):
-                print(f"already trained for {args.epochs} epochs in {run_dir}")
-            else:
-                train_model("segnet-basic", run_dir, args, class_weighting=weighting)
-            scores[weighting] = scores_both_ways(run_dir, args.data_dir, device)
-        configs = {w: engine.load_run(os.path.join(args.runs, w, "last.npz"))[1] for w in WEIGHTINGS}
-        size = tuple(configs["median"].size)
-        result = dict(size=list(size), epochs=args.epochs, scores=scores,
-                      weights=weights_compared(args.data_dir, size), scored_on=device,
-                      trained_on={w: dict(device=c.device, data_dir=c.data_dir) for w, c in configs.items()})
-    except engine.Diverged as e:
-        sys.exit(f"experiments: {e}")
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        sys.exit(f"experiments: {e}")
+    scores = {}
+    for weighting in WEIGHTINGS:
+        run_dir = os.path.join(args.runs, weighting)
+        print(f"== class weights: {weighting}", flush=True)
+        if trained(run_dir, "segnet-basic", args, class_weighting=weighting):
+            print(f"already trained for {args.epochs} epochs in {run_dir}")
+        else:
+            train_model("segnet-basic", run_dir, args, class_weighting=weighting)
+        scores[weighting] = scores_both_ways(run_dir, args.data_dir, device)
+    configs = {w: engine.load_run(os.path.join(args.runs, w, "last.npz"))[1] for w in WEIGHTINGS}
+    size = tuple(configs["median"].size)
+    result = dict(size=list(size), epochs=args.epochs, scores=scores,
+                  weights=weights_compared(args.data_dir, size), scored_on=device,
+                  trained_on={w: dict(device=c.device, data_dir=c.data_dir) for w, c in configs.items()})
     command = "python -m tinysegnet.experiments choices " + " ".join(argv)
     print(f"wrote {write_report(result, command, args.report)}")

@@ -26,6 +26,7 @@ Two implementations share one signature:
   them, and the lessons start from them.
 """
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -37,7 +38,22 @@ from ._checks import require_float, require_ndim
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
 # against each other in whole models (``bench model --conv-method``); None: let it pick.
+# Set it only through using_method(), which always restores it.
 forced_method = None
+
+
+@contextlib.contextmanager
+def using_method(name):
+    """Every convolution in the block uses method ``name`` ("rowshift", "im2col"; None: each
+    picks its own); the previous setting comes back however the block ends."""
+    global forced_method
+    if name is not None and name not in METHODS:
+        raise ValueError(f"using_method: {name!r} is not one of {', '.join(METHODS)}")
+    previous, forced_method = forced_method, name
+    try:
+        yield
+    finally:
+        forced_method = previous
 
 
 class ConvCache(NamedTuple):

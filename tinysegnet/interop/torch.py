@@ -16,23 +16,24 @@ import numpy as np
 
 from .. import nn
 from ..backend import to_numpy
+from ..errors import MissingDependency
 from ..models import MODELS, from_config
 
 TWINS = ("segnet-basic", "segnet", "bayesian-segnet-basic", "bayesian-segnet")
 
 
-def _torch():
+def require_torch():
     try:
         import torch
     except ImportError:
-        raise RuntimeError("PyTorch is not installed (pip install torch)") from None
+        raise MissingDependency("PyTorch is not installed (pip install torch)") from None
     return torch
 
 
 def torch_model(config):
     """The PyTorch network for a tinysegnet model ``config`` (a model's ``.config`` dict, or
     just its name): conv, batch norm, ReLU, ceil-mode indexed pooling, sized unpooling."""
-    torch = _torch()
+    torch = require_torch()
     from torch import nn as tnn
 
     config = {"name": config} if isinstance(config, str) else dict(config)
@@ -127,7 +128,7 @@ def _array(layer, attribute):
 def to_torch(model):
     """The PyTorch twin of ``model`` (a tinysegnet model) holding a copy of its weights and
     batch-norm statistics, in float32 on the CPU."""
-    torch = _torch()
+    torch = require_torch()
     net = torch_model(model.config)
     with torch.no_grad():
         for ours, theirs in _pairs(model, net):
@@ -144,7 +145,7 @@ def torch_state_dict(model):
 def from_torch(net_or_state, config):
     """A tinysegnet model built from ``config`` with the weights of a PyTorch twin (a network
     or its state_dict)."""
-    torch = _torch()
+    torch = require_torch()
     net = torch_model(config)
     if not isinstance(net_or_state, torch.nn.Module):
         net.load_state_dict(net_or_state)
