@@ -138,8 +138,7 @@ CASES = [
     ("train", NEW + ["--weight-decay", "inf"], 2, "--weight-decay: must be a finite number"),
     ("train", NEW + ["--weight-decay", "-1"], 2, "--weight-decay: must be"),
     ("train", NEW + ["--seed", "-1"], 2, "--seed: must be 0 or more"),
-    ("train", NEW + ["--size", "8", "8"], 2, "needs both sides at least 16"),
-    ("train", NEW + ["--model", "segnet", "--size", "16", "16"], 2, "segnet needs both sides at least 32"),
+    ("train", NEW + ["--size", "8", "-3"], 2, "must be at least 1"),
     ("train", NEW + ["--size", "0", "64"], 2, "--size: must be at least 1"),
     ("train", NEW + ["--model", "unet"], 2, "--model: invalid choice"),
     # train: resuming
@@ -220,7 +219,7 @@ CASES = [
     ("experiments", ["decoders", "--epochs", "0"], 2, "--epochs: must be at least 1"),
     ("experiments", ["decoders", "--epochs", "1", "--report", "{bad}/a-file"], 2, "a-file is a file"),
     ("experiments", ["bayesian", "--samples", "5", "0"], 2, "--samples: must be at least 1"),
-    ("experiments", ["bayesian", "--size", "8", "8"], 2, "at least 16 pixels"),
+    ("experiments", ["bayesian", "--size", "8", "0"], 2, "must be at least 1"),
     ("experiments", ["bayesian", "--epochs", "1", "--runs", "{bad}/a-file"], 2, "a-file is a file"),
 ]
 COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "export": export,

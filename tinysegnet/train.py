@@ -17,9 +17,6 @@ from .engine import DEFAULTS
 from .files import hold_folder, remove_temporaries
 from .models import MODELS
 
-# The smallest side each model takes: SegNet's five 2x2 poolings need 32 pixels, the others'
-# four need 16.
-MIN_SIZE = {"segnet": 32}
 FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed")
 
 
@@ -60,11 +57,6 @@ def parse_args(argv=None):
         if fixed:
             p.error(f"{', '.join(fixed)} cannot change on --resume: a resumed run keeps its own "
                     f"(train a new run with --out to change {'them' if len(fixed) > 1 else 'it'})")
-    elif args.size:
-        smallest = MIN_SIZE.get(args.model or "segnet-basic", 16)
-        if min(args.size) < smallest:
-            p.error(f"--size: {args.model or 'segnet-basic'} needs both sides at least {smallest} "
-                    f"pixels (one halving per pooling)")
     return args
 
 
