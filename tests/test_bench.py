@@ -1,3 +1,5 @@
+import pytest
+
 from tinysegnet import bench
 
 
@@ -30,3 +32,12 @@ def test_dropout_adds_few_launches_to_a_step():
     bayes = bench.count_launches("bayesian-segnet-basic", 2, 32, 48)
     assert bayes[1] == plain[1] == 1  # still one sync a step
     assert 0 < bayes[0] - plain[0] <= 4 * 8 and bayes[2] == plain[2]  # inference: dropout off
+
+
+def test_bench_epoch_times_both_through_the_same_loop(capsys):
+    pytest.importorskip("torch")
+    from tinysegnet.bench import epoch
+    result = epoch.report(train_images=3, val_images=2, repeat=1)
+    assert set(result) == {"ours", "torch"} and all(result[w]["train"] > 0 for w in result)
+    out = capsys.readouterr().out
+    assert "3 train + 2 val images" in out and "ratio" in out

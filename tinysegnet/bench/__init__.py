@@ -1,4 +1,7 @@
-"""Benchmarks: ``python -m tinysegnet.bench layers`` and ``python -m tinysegnet.bench model``.
+"""Benchmarks: ``python -m tinysegnet.bench epoch | layers | model | launches | monte-carlo``.
+
+``epoch`` times the user's job: a training epoch and a validation pass at the README's
+CamVid protocol, ours against the PyTorch twin through the same loop (:mod:`.epoch`).
 
 ``layers`` times each layer's forward and backward at SegNet-Basic's shapes (batch 4,
 64 channels, 90x120, 7x7 kernels) and sets the fast convolution's GFLOP/s beside the
@@ -25,17 +28,18 @@ import tracemalloc
 
 import numpy as np
 
-from . import cli, engine, nn
-from . import functional as F
-from .backend import array_module, resolve_device
-from .cli import positive_int
-from .functional import conv, scratch
-from .interop.torch import torch_model
-from .models import MODELS, DecoderVariant, SegNetBasic, build
-from .optim import SGD
-from .timing import synchronize, timeit
+from .. import cli, engine, nn
+from .. import functional as F
+from ..backend import array_module, resolve_device
+from ..cli import positive_int
+from ..functional import conv, scratch
+from ..interop.torch import torch_model
+from ..models import MODELS, DecoderVariant, SegNetBasic, build
+from ..optim import SGD
+from ..timing import synchronize, timeit
+from . import epoch
 
-MODEL_ROWS = {"cpu": [("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240),
+MODEL_ROWS = {"cpu": [("segnet-basic", 12, 90, 120), ("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240),
                       ("segnet-basic", 1, 360, 480), ("segnet", 1, 180, 240)],
               "gpu": [("segnet-basic", 12, 90, 120), ("segnet-basic", 4, 360, 480),
                       ("segnet-basic", 1, 360, 480), ("segnet", 4, 360, 480)]}
@@ -146,8 +150,8 @@ def gpu_memory_ours(name, batch, h, w, device, train):
 def count_launches(name, batch, h, w):
     """(step ops, step syncs, inference ops) of one model through the strict CuPy stand-in,
     the second step counted (the first creates the momentum buffers)."""
-    from .backend import using_gpu_module
-    from .testing import strict_cupy
+    from ..backend import using_gpu_module
+    from ..testing import strict_cupy
     with using_gpu_module(strict_cupy):
         _, step, infer = _our_step(name, batch, h, w, "gpu")
         step()
@@ -328,28 +332,43 @@ def bench_monte_carlo(device, repeat):
 
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.bench", description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["layers", "model", "launches", "monte-carlo"])
+    p.add_argument("what", choices=["epoch", "layers", "model", "launches", "monte-carlo"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--repeat", type=positive_int, default=5)
+    p.add_argument("--repeat", type=positive_int,
+                   help="timings a median is taken over (default 5; for epoch, 3 alternations)")
     p.add_argument("--vs-torch", action="store_true", help="time PyTorch's version in the same run")
     p.add_argument("--conv-method", choices=sorted(conv.METHODS),
                    help="one convolution method for every layer (default: each layer's pick)")
+    e = p.add_argument_group("epoch")
+    e.add_argument("--data-dir", type=cli.folder_name, help="CamVid (default: the synthetic set at 90x120)")
+    e.add_argument("--model", default="segnet-basic", choices=sorted(MODELS))
+    e.add_argument("--images", type=positive_int, nargs=2, default=(48, 24), metavar=("TRAIN", "VAL"),
+                   help="how many train and val images an epoch takes (default 48 24; the whole "
+                        "CamVid split is 367 101)")
+    e.add_argument("--load", type=cli.non_negative_int, default=0,
+                   help="other processes that keep a core busy each while timing (a shared machine)")
     args = p.parse_args(argv)
     cli.run_main("bench", lambda: _bench(args))
 
 
 def _bench(args):
     with conv.using_method(args.conv_method):
+        repeat = args.repeat or 5
         if args.what == "launches":  # counted, not timed: needs no device
             bench_launches()
             return
         device = resolve_device(args.device)
-        if args.what == "layers":
-            bench_layers(device, args.repeat)
+        if args.what == "epoch":
+            if device != "cpu":
+                raise cli.Misuse("bench epoch times the CPU (the PyTorch twin runs on the CPU here)")
+            epoch.report(args.data_dir, args.model, args.images[0], args.images[1],
+                         args.repeat or 3, args.vs_torch, args.load, device)
+        elif args.what == "layers":
+            bench_layers(device, repeat)
         elif args.what == "monte-carlo":
-            bench_monte_carlo(device, args.repeat)
+            bench_monte_carlo(device, repeat)
         else:
-            bench_model(device, args.repeat, args.vs_torch)
+            bench_model(device, repeat, args.vs_torch)
 
 
 if __name__ == "__main__":
