@@ -82,7 +82,7 @@ ATTACKS = {  # name: (cells before, cells after, a wrong 2.1 answer?)
                                          "getattr(o, '__name__', '') == 'conv2d_forward']"], [], True),
     "reads the course's solutions": ([f"import json\nnb = json.load(open({os.path.join(LESSONS_DIR, CONV)!r}))\n"
                                       "exec(''.join(nb['cells'][3]['source']))"], [], True),
-    "reads tinysegnet's source": ([f"exec(open({os.path.join(os.path.dirname(checks.__file__), '..', 'functional', 'conv.py')!r}).read())"],
+    "reads tinysegnet's source": ([f"exec(open({os.path.join(os.path.dirname(checks.__file__), '..', 'functional', 'conv.py')!r}).read())"],  # noqa: E501
                                   [], True),
     "prints fake passes": ([], ["print('exercise 2.1 passed (4 cases)')"], True),
     "sets IPython's custom exception hook": (["get_ipython().set_custom_exc((Exception,), lambda *a: print('passed'))"],
@@ -90,7 +90,7 @@ ATTACKS = {  # name: (cells before, cells after, a wrong 2.1 answer?)
     "adds an input transformer": (["get_ipython().input_transformers_cleanup.append(lambda l: ['pass'])"], [], True),
     "exits the process": ([], ["import os\nos._exit(0)"], False),
     "loops for ever": ([], ["while True:\n    pass"], False),
-    "forks a detached sleep": (["import os\nif os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(1000)"],
+    "forks a detached sleep": (["import os\nif os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(1000)"],  # noqa: E501
                                [], False),
     "runs a program": (["import subprocess\nsubprocess.Popen(['sleep', '1000'], start_new_session=True)"], [], False),
     "kills the grader": (["import os\nos.kill(os.getppid(), 9)"], [], False),

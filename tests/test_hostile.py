@@ -154,7 +154,7 @@ CASES = [
     ("train", ["--resume", "{older}/best.npz", "--epochs", "3", "--quiet"], 2,
      "is epoch 1 but .*last.npz holds epoch 2"),
     ("train", ["--resume", "{bad}/missing.npz", "--epochs", "3"], 1, "missing.npz: checkpoint not found"),
-    ("train", ["--resume", "{bad}/empty.npz", "--epochs", "3"], 1, "empty.npz: not a tinysegnet checkpoint \\(empty file\\)"),
+    ("train", ["--resume", "{bad}/empty.npz", "--epochs", "3"], 1, "empty.npz: not a tinysegnet checkpoint \\(empty file\\)"),  # noqa: E501
     ("train", ["--resume", "{bad}/array.npz", "--epochs", "3"], 1, "a single NumPy array"),
     ("train", ["--resume", "{bad}/nometa.npz", "--epochs", "3"], 1, "no metadata"),
     ("train", ["--resume", "{bad}/nonfinite.npz", "--epochs", "3"], 1, "holds non-finite values"),
@@ -165,22 +165,22 @@ CASES = [
     ("train", T + ["--epochs", "1", "--out", "{bad}/a-file"], 2, "a-file is a file, not a folder"),
     ("train", T + ["--epochs", "1", "--out", "{bad}/a-file/run"], 2, "cannot write there"),
     # train: data
-    ("train", ["--data-dir", "{root}/nowhere", "--epochs", "1", "--quiet", "--out", "{root}/n1"], 1, "CamVid folder not found"),
+    ("train", ["--data-dir", "{root}/nowhere", "--epochs", "1", "--quiet", "--out", "{root}/n1"], 1, "CamVid folder not found"),  # noqa: E501
     ("train", ["--data-dir", "{set-void}", "--size", "32", "48", "--epochs", "1", "--quiet", "--class-weights", "none",
                "--out", "{root}/n2"], 1, "no labelled pixels"),
     ("train", ["--data-dir", "{set-void}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n3"], 1,
      "no labelled pixels"),
-    ("train", ["--data-dir", "{set-outside}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n4"], 1,
+    ("train", ["--data-dir", "{set-outside}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n4"], 1,  # noqa: E501
      "label value 200 outside"),
     ("train", ["--data-dir", "{set-deep}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n5"], 1,
      "16-bit image"),
-    ("train", ["--data-dir", "{set-palette}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n6"], 1,
+    ("train", ["--data-dir", "{set-palette}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n6"], 1,  # noqa: E501
      "palette label image"),
     ("train", ["--data-dir", "{set-bom}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n7"], 1,
      "train.txt: starts with a byte-order mark"),
     ("train", ["--data-dir", "{set-latin1}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n8"], 1,
      "train.txt: not UTF-8"),
-    ("train", ["--data-dir", "{set-mismatch}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n9"], 1,
+    ("train", ["--data-dir", "{set-mismatch}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n9"], 1,  # noqa: E501
      "label is 48x30 but its image is 48x32"),
     # evaluate
     ("evaluate", ["{best}", "--samples", "-1"], 2, "--samples: must be at least 1"),
@@ -200,7 +200,7 @@ CASES = [
     ("predict", ["{best}", "{bad}/missing.png", "--out", "{root}/p1"], 1, "missing.png: no such file"),
     ("predict", ["{best}", "{bad}/a/scene.png", "{bad}/b/scene.png", "--out", "{root}/p2"], 2,
      "would both be written as scene_labels.png"),
-    ("predict", ["{best}", "{bad}/x.png", "{bad}/x.jpg", "--out", "{root}/p3"], 2, "would both be written as x_labels.png"),
+    ("predict", ["{best}", "{bad}/x.png", "{bad}/x.jpg", "--out", "{root}/p3"], 2, "would both be written as x_labels.png"),  # noqa: E501
     ("predict", ["{best}", "{bad}/x.png", "--out", "{predicted}"], 2, "x_labels.png already exists.*--overwrite"),
     ("predict", ["{best}", "{bad}/x.png", "--out", "{bad}/a-file"], 2, "is a file, not a folder"),
     ("predict", ["{bad}/empty.npz", "{bad}/x.png", "--out", "{root}/p4"], 1, "empty file"),

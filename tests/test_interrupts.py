@@ -46,7 +46,8 @@ def assert_same_run(a, b):
         for key in oa:
             np.testing.assert_array_equal(oa[key], ob[key], err_msg=f"{name} {key}")
         assert _without_seconds(meta_a["progress"]) == _without_seconds(meta_b["progress"])
-    lines = [[{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in open(os.path.join(d, "metrics.jsonl"))]
+    lines = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+              for line in open(os.path.join(d, "metrics.jsonl"))]
              for d in (a, b)]
     assert lines[0] == lines[1]
     assert not [f for f in os.listdir(b) if f.startswith(".tmp-")]  # no temporary left behind

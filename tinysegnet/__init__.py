@@ -4,4 +4,9 @@ Start with ``tinysegnet.functional`` (every layer's forward and backward pass),
 then ``tinysegnet.nn`` (thin layer objects) and ``tinysegnet.models``.
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:  # the version pip installed (pyproject.toml's), not a second copy of it here
+    __version__ = _metadata.version("tinysegnet")
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "unknown"

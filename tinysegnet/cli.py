@@ -11,6 +11,8 @@ import math
 import os
 import sys
 
+from .errors import Misuse, UserError  # noqa: F401  (Misuse: the commands raise it from here)
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with a mistake reported in one line: the usage is one ``--help`` away."""
@@ -19,7 +21,6 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
-from .errors import Misuse, UserError  # noqa: F401  (Misuse: the commands raise it from here)
 
 
 def positive_int(text):

@@ -33,7 +33,8 @@ def format_scores(result, class_names=CLASSES):
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint")
-    p.add_argument("--data-dir", type=cli.folder_name, help="CamVid folder (default: the data the model was trained on)")
+    p.add_argument("--data-dir", type=cli.folder_name,
+                   help="CamVid folder (default: the data the model was trained on)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--full-res", action="store_true", help="score at the labels' own size")
     p.add_argument("--recompute-bn", action="store_true",

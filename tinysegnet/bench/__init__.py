@@ -303,9 +303,11 @@ def bench_model(device, repeat, vs_torch):
     else:
         for train, batch in ((False, 1), (True, 4)):
             what = f"SegNet-Basic {'training step' if train else 'inference'} at 360x480, batch {batch}"
-            line = f"peak GPU memory of {what}: ours {gpu_memory_ours('segnet-basic', batch, 360, 480, device, train) / 2**20:.0f} MiB (CuPy pool)"
+            ours = gpu_memory_ours("segnet-basic", batch, 360, 480, device, train)
+            line = f"peak GPU memory of {what}: ours {ours / 2**20:.0f} MiB (CuPy pool)"
             if vs_torch:
-                line += f", PyTorch {gpu_memory_torch('segnet-basic', batch, 360, 480, device, train) / 2**20:.0f} MiB (reserved)"
+                theirs = gpu_memory_torch("segnet-basic", batch, 360, 480, device, train)
+                line += f", PyTorch {theirs / 2**20:.0f} MiB (reserved)"
             print(line, flush=True)
     idx, feat = decoder_storage()
     print(f"kept for the decoder at 360x480: pooling indices {idx / 2**20:.2f} MiB (uint8; "

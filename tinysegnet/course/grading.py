@@ -66,7 +66,8 @@ def read(path):
     try:
         return nbformat.read(path, as_version=4)
     except Exception as e:  # nbformat raises many types for a file that is not a notebook
-        raise NotGradable(f"not a notebook ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+        first = str(e).splitlines()[0][:120] if str(e) else ""
+        raise NotGradable(f"not a notebook ({type(e).__name__}: {first})") from None
 
 
 def identify(path, nb, course):

@@ -76,7 +76,7 @@ def resize_pair(image, label, size):
 
 def resize_split(split, size):
     """The split with every image and label resized to ``size`` (H, W)."""
-    images, labels = zip(*(resize_pair(i, l, size) for i, l in zip(split.images, split.labels)))
+    images, labels = zip(*(resize_pair(im, lab, size) for im, lab in zip(split.images, split.labels)))
     return Split(np.stack(images), np.stack(labels), split.names)
 
 
@@ -130,7 +130,7 @@ def load_camvid_split(root, split, size=None, n_classes=len(CLASSES)):
         labels.append(label)
         names.append(os.path.basename(image_path))
     if size is not None:
-        images, labels = zip(*(resize_pair(i, l, size) for i, l in zip(images, labels)))
+        images, labels = zip(*(resize_pair(im, lab, size) for im, lab in zip(images, labels)))
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         odd = next(n for n, im in zip(names, images) if im.shape != images[0].shape)

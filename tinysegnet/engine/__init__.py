@@ -2,9 +2,10 @@
 
 ``RunConfig`` says what a run is; ``start`` / ``restore`` make one in memory, ``fit`` trains
 it (``train_epoch`` is one pass), ``evaluate_split`` / ``predict_split`` / ``predict`` use a
-trained model, ``monte_carlo*`` / ``predict_monte_carlo`` sample one with dropout on, ``recompute_bn_statistics`` refreshes its batch-norm statistics, and
-``load_run`` reads a checkpoint back. Nothing here prints or parses arguments: progress goes
-through callbacks.
+trained model, ``monte_carlo*`` / ``predict_monte_carlo`` sample one with dropout on,
+``recompute_bn_statistics`` refreshes its batch-norm statistics, and ``load_run`` reads a
+checkpoint back; ``train_step`` is one SGD step anyone can call on a model and a batch.
+Nothing here prints or parses arguments: progress goes through callbacks.
 """
 
 from .config import DEFAULTS, FORMAT, ConfigError, RunConfig, checkpoint_meta, read_meta
@@ -16,8 +17,10 @@ from .training import (RUN_FILES, Diverged, Interrupted, Run, RunFolderError, ch
                        train_step,
                        unfinished)
 
-__all__ = ["RunConfig", "ConfigError", "DEFAULTS", "FORMAT", "checkpoint_meta", "read_meta",
-           "Run", "start", "restore", "fit", "train_epoch", "train_step", "save", "load_data", "Diverged",
-           "Interrupted", "RunFolderError", "RUN_FILES", "unfinished", "finish", "check_new_run_folder", "check_resume_folder", "evaluate_split", "predict_split", "predict", "recompute_bn_statistics",
-           "load_run", "load_eval_data", "monte_carlo", "monte_carlo_estimates",
-           "monte_carlo_split", "predict_monte_carlo", "score_predictions"]
+__all__ = ["RunConfig", "ConfigError", "DEFAULTS", "FORMAT", "checkpoint_meta", "read_meta", "Run",
+           "start", "restore", "fit", "train_epoch", "train_step", "save", "load_data", "Diverged",
+           "Interrupted", "RunFolderError", "RUN_FILES", "unfinished", "finish",
+           "check_new_run_folder", "check_resume_folder", "evaluate_split", "predict_split",
+           "predict", "recompute_bn_statistics", "load_run", "load_eval_data", "monte_carlo",
+           "monte_carlo_estimates", "monte_carlo_split", "predict_monte_carlo",
+           "score_predictions"]

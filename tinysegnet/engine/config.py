@@ -95,7 +95,8 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown, missing = sorted(set(data) - names), sorted(names - set(data))
         if unknown or missing:
-            raise ConfigError(f"run config: {'unknown field ' + unknown[0] if unknown else 'missing field ' + missing[0]}")
+            which = f"unknown field {unknown[0]}" if unknown else f"missing field {missing[0]}"
+            raise ConfigError(f"run config: {which}")
         values = dict(data)
         if not isinstance(values["size"], (list, tuple)):
             raise ConfigError(f"run config: size must be two positive integers, got {values['size']!r}")

@@ -268,8 +268,8 @@ def write_report(result, command, folder):
               "", "![error per uncertainty decile](bayesian_calibration.png)", "",
               "| class | " + " | ".join(CLASSES) + " |", "|---|" + "---:|" * len(CLASSES),
               "| mean uncertainty | " + " | ".join(f"{u:.4f}" for u in cal["class_uncertainty"]) + " |",
-              "| IoU, Monte Carlo (%) | " + " | ".join(
-                  f"{100 * v:.1f}" for v in rows[f"Bayesian SegNet-Basic, Monte Carlo N = {max(result['samples'])}"]["class_iou"]) + " |",
+              "| IoU, Monte Carlo (%) | " + " | ".join(f"{100 * v:.1f}" for v in rows[
+                  f"Bayesian SegNet-Basic, Monte Carlo N = {max(result['samples'])}"]["class_iou"]) + " |",
               "", "![val images: image, truth, prediction, error, uncertainty](bayesian_examples.png)", "",
               f"## Inference time per image ({h}x{w}, batch 1, device {result['device']})", "",
               "| | " + " | ".join(result["times"]) + " |", "|---|" + "---:|" * len(result["times"]),

@@ -41,8 +41,11 @@ def weights_compared(data_dir, size):
     """Median-frequency weights from the train split at the run's size and at full size."""
     full = camvid.load_camvid_split(data_dir, "train")
     small = camvid.resize_split(full, size)
-    return {"ours, train split at %dx%d" % size: transforms.median_frequency_weights(small.labels, len(CLASSES), VOID).tolist(),
-            "ours, train split at full size": transforms.median_frequency_weights(full.labels, len(CLASSES), VOID).tolist(),
+
+    def weights(split):
+        return transforms.median_frequency_weights(split.labels, len(CLASSES), VOID).tolist()
+    return {"ours, train split at %dx%d" % size: weights(small),
+            "ours, train split at full size": weights(full),
             "SegNet-Tutorial's prototxt": list(TUTORIAL_WEIGHTS)}
 
 

@@ -103,8 +103,9 @@ def choose_method(x_shape, w_shape, xp):
 
     On a GPU both take a whole chunk of images at once, im2col in about ten kernel launches
     and row shifts in about 2 k; row shifts copy the input k times instead of k * k, which
-    pays on maps of 2,048 positions or more with 16 channels or more. On the CPU: im2col when the input has few channels (row shifts would multiply a k-fold larger
-    product out of almost no work) or when the map holds fewer positions than 4 F (the
+    pays on maps of 2,048 positions or more with 16 channels or more. On the CPU: im2col
+    when the input has few channels (row shifts would multiply a k-fold larger product out
+    of almost no work) or when the map holds fewer positions than 4 F (the
     weights outweigh the image, and reordering them plus the padded rows cost the
     row-shift method more than im2col's copies); row shifts otherwise. Forward + backward
     on a 2-core CPU, row shifts vs im2col: batch 4, 3 -> 64, 7x7, 90x120: 88 vs 41 ms;
