@@ -126,7 +126,11 @@ def test_im2col_in_chunks_of_images(rng, monkeypatch):
 
 def test_choose_method():
     assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7), np) == "im2col"  # few channels
-    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), np) == "rowshift"  # large map
+    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), np) == "rowshift"  # large map, batch 4
+    assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # the CamVid protocol
+    assert F.conv.choose_method((12, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
+    assert F.conv.choose_method((12, 64, 360, 480), (64, 64, 7, 7), np) == "rowshift"  # transforms too long
+    assert F.conv.choose_method((12, 256, 45, 60), (256, 256, 3, 3), np) == "rowshift"  # 3x3: no gain
     assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate
 
 
@@ -138,8 +142,8 @@ def test_choose_method_on_a_device():
 
 
 def test_unknown_method_refused():
-    with pytest.raises(ValueError, match="method must be one of rowshift, im2col"):
-        F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="fft")
+    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft"):
+        F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="winograd")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -155,3 +159,30 @@ def test_results_do_not_live_in_scratch(xp, rng, method, k, pad):
     run()
     for a, b in zip(first, kept):
         assert (a == b).all()
+
+
+def test_the_fft_method_in_a_whole_training_step_matches_row_shifts(rng):
+    """SegNet-Basic at the CamVid protocol's batch (where the CPU picks the FFT for its 7x7
+    layers), float64: logits and every gradient as with row shifts everywhere."""
+    from tinysegnet.models import SegNetBasic
+    x = rng.standard_normal((8, 3, 24, 32))
+    y = rng.integers(0, 12, (8, 24, 32)).astype(np.uint8)
+    assert F.conv.choose_method((8, 16, 24, 32), (16, 16, 7, 7), np) == "fft"
+    results = {}
+    for method in (None, "rowshift"):
+        model = SegNetBasic(width=16, seed=0).astype(np.float64).train()
+        with F.conv.using_method(method):
+            logits = model.forward(x)
+            model.backward(F.softmax_cross_entropy(logits, y, None, 11)[1])
+        results[method] = (logits, {n: p.grad for n, p in model.named_parameters()})
+    assert np.abs(results[None][0] - results["rowshift"][0]).max() < 1e-10
+    for name, grad in results[None][1].items():
+        assert np.abs(grad - results["rowshift"][1][name]).max() <= 1e-9 * max(np.abs(grad).max(), 1.0), name
+
+
+def test_using_method_restores_the_choice_however_the_block_ends():
+    with pytest.raises(RuntimeError):
+        with F.conv.using_method("fft"):
+            assert F.conv.forced_method == "fft"
+            raise RuntimeError
+    assert F.conv.forced_method is None

@@ -15,12 +15,13 @@ where ``xpad`` is ``x`` with ``p`` zeros on each side. Like every deep-learning
 Two implementations share one signature:
 
 * ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use. It
-  turns the convolution into matrix products by one of two methods, each in its
+  turns the convolution into matrix products by one of three methods, each in its
   own file: ``conv_rowshift.py`` (k shifted copies of the input; best on large
-  maps) and ``conv_im2col.py`` (k * k copies; best on small maps with many
-  channels and on inputs with few channels). :func:`choose_method` picks one by
-  shape; ``method=`` forces it. Their temporaries live in reused scratch buffers
-  (``scratch.py`` says why).
+  maps), ``conv_im2col.py`` (k * k copies; best on small maps with many channels
+  and on inputs with few channels) and ``conv_fft.py`` (the convolution theorem,
+  its transforms as products with DFT matrices; best for 7x7 kernels on batches of
+  8 or more). :func:`choose_method` picks one by shape; ``method=`` forces it. The
+  first two keep their temporaries in reused scratch buffers (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
   that read like the formula above; the tests check both fast methods against
   them, and the lessons start from them.
@@ -32,10 +33,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import xp_of
-from . import conv_im2col, conv_rowshift
+from . import conv_fft, conv_im2col, conv_rowshift
 from ._checks import require_float, require_ndim
 
-METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col}
+METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
 # against each other in whole models (``bench model --conv-method``); None: let it pick.
 # Set it only through using_method(), which always restores it.
@@ -63,13 +64,16 @@ class ConvCache(NamedTuple):
     w         (F, C, k, k)  the filters
     has_bias  bool          whether a bias was added (then db is returned)
     pad       int           zeros added on each side
-    method    str           "rowshift", "im2col" or "reference": which backward to run
+    method    str           "rowshift", "im2col", "fft" or "reference": which backward to run
+    spectrum  array or None the fft method's transform of x (Hf, Wb, N, C), which its
+                            backward reuses for dw; None for the other methods
     """
     x: object
     w: object
     has_bias: bool
     pad: int
     method: str
+    spectrum: object = None
 
 
 def _check_conv_args(fn, x, w, b, pad):
@@ -107,15 +111,22 @@ def choose_method(x_shape, w_shape, xp):
     when the input has few channels (row shifts would multiply a k-fold larger product out
     of almost no work) or when the map holds fewer positions than 4 F (the
     weights outweigh the image, and reordering them plus the padded rows cost the
-    row-shift method more than im2col's copies); row shifts otherwise. Forward + backward
-    on a 2-core CPU, row shifts vs im2col: batch 4, 3 -> 64, 7x7, 90x120: 88 vs 41 ms;
-    batch 1, 512 -> 512, 3x3, 12x15: 32 vs 17 ms; batch 4, 64 -> 64, 7x7, 90x120: 386 vs
-    511 ms.
+    row-shift method more than im2col's copies); row shifts otherwise; but the FFT method
+    for kernels of 5 or more on 16 or more channels in batches of 8 or more, on maps whose
+    transforms along H and W (O(H + W) per value, as matrix products) stay below the direct
+    method's k * k per channel: (H + W) 8 <= C k k, 360x480 excluded, 90x120 taken. Below a
+    batch of 8 the kernel's transform (C F frequencies' worth) is not paid back. Forward +
+    backward on a 2-core CPU, row shifts vs im2col vs FFT: batch 12, 64 -> 64, 7x7, 90x120:
+    1002 vs 1537 vs 502 ms; 45x60: 274 vs 316 vs 99; 23x30: 81 vs 79 vs 23; batch 4 at
+    90x120: 334 vs 457 vs 298; batch 1, 360x480: 1339 vs 1806 vs 4270; batch 12, 3 -> 64,
+    90x120: 132 vs 282 vs 145; batch 1, 512 -> 512, 3x3, 12x15: 32 vs 17 ms (im2col).
     """
     N, C, H, W = x_shape
     if xp is not np:
         return "rowshift" if C >= 16 and H * W >= 2048 else "im2col"
-    F = w_shape[0]
+    F, k = w_shape[0], w_shape[2]
+    if k >= 5 and C >= 16 and N >= 8 and (H + W) * 8 <= C * k * k:
+        return "fft"
     return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
 
 
@@ -130,10 +141,12 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
     method = method or forced_method or choose_method(x.shape, w.shape, xp_of(x, w))
     if method not in METHODS:
         raise ValueError(f"conv2d_forward: method must be one of {', '.join(METHODS)}, got {method!r}")
-    out = METHODS[method].conv_forward(x, w, pad)
+    kept = {}
+    out = (conv_fft.conv_forward(x, w, pad, kept) if method == "fft"
+           else METHODS[method].conv_forward(x, w, pad))
     if b is not None:
         out += b[None, :, None, None]
-    return out, ConvCache(x, w, b is not None, pad, method)
+    return out, ConvCache(x, w, b is not None, pad, method, kept.get("spectrum"))
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -150,14 +163,17 @@ def conv2d_backward(dout, cache, need_dx=True):
     """
     if cache.method == "reference":
         return conv2d_backward_reference(dout, cache)
-    x, w, has_bias, pad, method = cache
+    x, w, has_bias, pad, method = cache.x, cache.w, cache.has_bias, cache.pad, cache.method
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     expected = (N, F, H + 2 * pad - k + 1, W + 2 * pad - k + 1)
     if dout.shape != expected:
         raise ValueError(f"conv2d_backward: dout has shape {tuple(dout.shape)}, expected {expected}")
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx)
+    if method == "fft":
+        dx, dw = conv_fft.conv_backward(dout, x, w, pad, need_dx, cache.spectrum)
+    else:
+        dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx)
     return dx, dw, db
 
 
@@ -187,7 +203,7 @@ def conv2d_forward_reference(x, w, b=None, pad=None):
 def conv2d_backward_reference(dout, cache):
     """Loop version of :func:`conv2d_backward`: every output element sends its gradient
     back to the window it was computed from. Returns ``(dx, dw, db)``."""
-    x, w, has_bias, pad, _ = cache
+    x, w, has_bias, pad = cache.x, cache.w, cache.has_bias, cache.pad
     xp = xp_of(dout, w)
     N, F, Ho, Wo = dout.shape
     k = w.shape[2]
