@@ -34,7 +34,7 @@ def _finish(out):
 
 
 def _without_seconds(progress):
-    return dict(progress, history=[{k: v for k, v in r.items() if k != "seconds"} for r in progress["history"]])
+    return dict(progress, history=[{k: v for k, v in r.items() if not k.endswith("seconds")} for r in progress["history"]])
 
 
 def assert_same_run(a, b):
@@ -46,7 +46,7 @@ def assert_same_run(a, b):
         for key in oa:
             np.testing.assert_array_equal(oa[key], ob[key], err_msg=f"{name} {key}")
         assert _without_seconds(meta_a["progress"]) == _without_seconds(meta_b["progress"])
-    lines = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+    lines = [[{k: v for k, v in json.loads(line).items() if not k.endswith("seconds")}
               for line in open(os.path.join(d, "metrics.jsonl"))]
              for d in (a, b)]
     assert lines[0] == lines[1]

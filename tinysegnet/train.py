@@ -137,41 +137,52 @@ def _train(args):
               f"(the process was stopped): written now; the run in {run.out_dir} is complete")
         return
     c = run.config
+    first = run.progress["epoch"] + 1
     print(f"{c.model} ({run.model.num_parameters():,} parameters) on "
           f"{c.data_dir or 'the synthetic set'} at {c.size[0]}x{c.size[1]}: "
-          f"{len(run.train_split)} train / {len(run.val_split)} val images, device {run.device}, "
-          f"run folder {run.out_dir}")
+          f"{len(run.train_split)} train / {len(run.val_split)} val images, batch {c.batch_size}, "
+          f"device {run.device}; epochs {first}-{c.epochs}; run folder {run.out_dir}", flush=True)
+    # One bar for the run (its ETA is the run's) and one per epoch, each started before its
+    # first batch so that its first rate is a real one.
+    run_bar = tqdm(total=c.epochs, initial=first - 1, desc="run", unit="epoch", file=sys.stdout,
+                   disable=args.quiet, position=0)
     bar = None
 
+    def new_epoch_bar(epoch):
+        return tqdm(total=len(run.train_split), desc=f"epoch {epoch}/{c.epochs}", unit="img",
+                    leave=False, file=sys.stdout, disable=args.quiet, position=1)
+
     def on_batch(done, mean_loss):
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=len(run.train_split), desc=f"epoch {run.progress['epoch'] + 1}",
-                       unit="img", leave=False, file=sys.stdout, disable=args.quiet)
         bar.update(done - bar.n)
         bar.set_postfix(loss=f"{mean_loss:.3f}")
 
     def on_epoch(run, record, best):
         nonlocal bar
-        if bar is not None:
-            bar.close()
-            bar = None
-        print(f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  val G {100 * record['G']:.1f}  "
-              f"C {100 * record['C']:.1f}  mIoU {100 * record['mIoU']:.1f}"
-              f"{'  (best)' if best else ''}  {record['seconds']:.1f}s", flush=True)
+        bar.close()
+        run_bar.update(1)
+        tqdm.write(f"epoch {record['epoch']:3d}/{c.epochs}  loss {record['loss']:.4f}  val G "
+                   f"{100 * record['G']:.1f}  C {100 * record['C']:.1f}  mIoU {100 * record['mIoU']:.1f}"
+                   f"{'  (best)' if best else ''}  train {record['seconds']:.1f}s, validation "
+                   f"{record['val_seconds']:.1f}s", file=sys.stdout)
+        if record["epoch"] < c.epochs:
+            bar = new_epoch_bar(record["epoch"] + 1)
 
+    bar = new_epoch_bar(first)
     try:
         engine.fit(run, on_epoch, on_batch, recompute_bn=args.recompute_bn)
     except engine.Interrupted as e:
-        if bar is not None:
-            bar.close()
+        bar.close()
+        run_bar.close()
         saved = (f"{e.checkpoint} holds the last finished epoch; resume with --resume {e.checkpoint} "
                  f"--epochs {run.config.epochs} (it starts at epoch {e.epoch})" if e.checkpoint
                  else "no epoch had finished, so nothing was saved")
         print(f"train: interrupted: {saved}", file=sys.stderr)
         sys.exit(130)
     except engine.Diverged as e:
+        bar.close()
+        run_bar.close()
         sys.exit(f"train: {e}; stopped, {_checkpoints_left(run)} (try a smaller --lr)")
+    run_bar.close()
     if args.recompute_bn:
         print("batch-norm statistics recomputed over the training set in last.npz and best.npz")
     print(f"best val mIoU {100 * run.progress['best_miou']:.1f} at epoch "

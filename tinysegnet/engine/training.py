@@ -282,10 +282,10 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
             except FloatingPointError as e:
                 raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
             _check_finite(run, epoch)
-            scores, predictions = evaluate_split(run.model, run.val_split, run.config,
-                                                 run.config.batch_size, run.device)
-            record = dict(epoch=epoch, loss=loss, seconds=seconds, G=scores["G"], C=scores["C"],
-                          mIoU=scores["mIoU"], class_iou=scores["class_iou"])
+            (scores, predictions), val_seconds = _timed(lambda: evaluate_split(
+                run.model, run.val_split, run.config, run.config.batch_size, run.device))
+            record = dict(epoch=epoch, loss=loss, seconds=seconds, val_seconds=val_seconds,
+                          G=scores["G"], C=scores["C"], mIoU=scores["mIoU"], class_iou=scores["class_iou"])
             progress["epoch"] = epoch
             progress["history"].append(record)
             progress.pop("bn_recomputed", None)  # a new epoch's statistics are running averages again
