@@ -34,7 +34,8 @@ def _finish(out):
 
 
 def _without_seconds(progress):
-    return dict(progress, history=[{k: v for k, v in r.items() if not k.endswith("seconds")} for r in progress["history"]])
+    return dict(progress, history=[{k: v for k, v in r.items() if not k.endswith("seconds")}
+                                   for r in progress["history"]])
 
 
 def assert_same_run(a, b):
