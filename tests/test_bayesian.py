@@ -302,6 +302,9 @@ def test_experiment_writes_its_report(tiny_set, tmp_path, capsys):
                 "| Bayesian SegNet-Basic, Monte Carlo N = 1 |", "| Bayesian SegNet-Basic, Monte Carlo N = 3 |",
                 "**Monte Carlo against weight averaging**", "rank correlation"):
         assert row in report
+    # the protocol sentence is the runs' own: this data and batch, not the paper's
+    assert f"CamVid from {tiny_set}, train split at 32x48, batch 3, SGD lr 0.1" in report
+    assert "batch 12" not in report
     for picture in ("bayesian_samples.png", "bayesian_calibration.png", "bayesian_examples.png"):
         assert os.path.getsize(tmp_path / "docs" / picture) > 1000
     # a second call reuses both runs; another protocol in the same folder is refused

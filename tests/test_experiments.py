@@ -15,6 +15,20 @@ def test_decoders_writes_table_and_plot(tiny_set, tmp_path, capsys):
     storage = {r.split("|")[1].strip(): r.split("|")[3].strip() for r in rows}
     assert storage == {"segnet-basic": "1", "fcn-basic": "11", "bilinear": "0"}
     assert os.path.getsize(tmp_path / "docs" / "decoders.png") > 1000
+    assert f"Trained with CamVid from {tiny_set}, train split at 32x48, batch 3," in table
+
+
+def test_a_diverged_variant_says_why_it_diverged(tiny_set, tmp_path, monkeypatch):
+    from tinysegnet import engine
+    from tinysegnet.experiments import decoders
+
+    def diverges(model_name, run_dir, args, **overrides):
+        raise engine.Diverged("loss is inf at step 2 in epoch 1", None)
+    monkeypatch.setattr(decoders, "train_model", diverges)
+    experiments.main(["decoders", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1",
+                      "--variants", "bilinear", "--runs", str(tmp_path / "runs")])
+    table = (tmp_path / "runs" / "decoders.md").read_text()
+    assert "diverged: loss is inf at step 2 in epoch 1" in table
 
 
 def test_usage(capsys):

@@ -26,7 +26,7 @@ from ..cli import non_negative_int, positive_int
 from ..data.camvid import CLASSES, VOID
 from ..files import atomic_path, write_text
 from ..viz import colorize
-from .common import inference_ms, train_model, parse_protocol, protocol_parser, trained
+from .common import inference_ms, parse_protocol, protocol, protocol_parser, train_model, trained
 
 MODELS = ("segnet-basic", "bayesian-segnet-basic")
 SAMPLES = (1, 2, 5, 10, 20, 50)
@@ -106,7 +106,11 @@ def measure(runs, data_dir, samples, seed, device, batch_size=8):
         noise[name] = (float(np.mean(values)), float(np.std(values)))
     origin = [(name, c.device, c.data_dir, p["epoch"])
               for name, c, p in zip(MODELS, (plain_config, config), (plain_progress, progress))]
+    if protocol(plain_config) != protocol(config):
+        raise cli.Misuse(f"{runs[0]} and {runs[1]} were trained with different protocols "
+                         f"({protocol(plain_config)}; {protocol(config)}): one comparison needs one")
     return dict(rows=rows, calibration=calibration(split.labels, predictions, uncertainty),
+                protocol=protocol(config),
                 times=times, split=split, predictions=predictions, uncertainty=uncertainty,
                 epochs=(plain_progress["epoch"], progress["epoch"]), size=size, samples=list(samples),
                 device=device, noise=noise, origin=origin)
@@ -243,9 +247,8 @@ def write_report(result, command, folder):
     h, w = result["size"]
     lines = ["# Bayesian SegNet-Basic on CamVid, rerun with tinysegnet", "",
              f"Command: `{command}`", "",
-             f"Both networks trained with one protocol (CamVid train split at {h}x{w}, batch 12, "
-             f"SGD lr 0.1, momentum 0.9, weight decay 5e-4, median-frequency class weights, "
-             f"random flips, seed 0) for {result['epochs'][0]} and {result['epochs'][1]} epochs; "
+             f"Both networks trained with one protocol ({result['protocol']}) for "
+             f"{result['epochs'][0]} and {result['epochs'][1]} epochs; "
              f"the last epoch of each is scored on the val split at {h}x{w} (BF's tolerance 0.75% "
              f"of the diagonal). Monte Carlo estimates for every N come from one stream of "
              f"{max(result['samples'])} passes per batch, seeded.", "",

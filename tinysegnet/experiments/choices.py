@@ -18,7 +18,7 @@ from ..backend import resolve_device
 from ..data import camvid, transforms
 from ..data.camvid import CLASSES, VOID
 from ..files import strict_json, write_text
-from .common import train_model, parse_protocol, protocol_parser, trained
+from .common import parse_protocol, protocol, protocol_parser, train_model, trained
 
 # SegNet-Tutorial's Models/segnet_basic_train.prototxt, loss_param class_weighting, in
 # CamVid's class order.
@@ -54,8 +54,8 @@ def write_report(result, command, folder):
     write_text(os.path.join(folder, "choices.json"), strict_json(result, indent=2) + "\n")
     pct = lambda v: "-" if v is None or np.isnan(v) else f"{100 * v:.1f}"
     lines = ["# Class weighting and batch-norm statistics, measured", "", f"Command: `{command}`", "",
-             f"SegNet-Basic at {result['size'][0]}x{result['size'][1]}, trained with and without "
-             f"median-frequency class weights, otherwise one protocol ({result['epochs']} epochs); the last "
+             f"SegNet-Basic trained with and without median-frequency class weights, otherwise one "
+             f"protocol ({result['protocol']}; {result['epochs']} epochs); the last "
              "epoch of each scored on the val split with the batch-norm running averages of training and "
              "with statistics recomputed over the training split. The runs, as their checkpoints record "
              "them: " + "; ".join(f"{w}: trained on device {t['device']} from {t['data_dir']}"
@@ -115,6 +115,7 @@ def _choices(args, argv):
     size = tuple(configs["median"].size)
     result = dict(size=list(size), epochs=args.epochs, scores=scores,
                   weights=weights_compared(args.data_dir, size), scored_on=device,
-                  trained_on={w: dict(device=c.device, data_dir=c.data_dir) for w, c in configs.items()})
+                  trained_on={w: dict(device=c.device, data_dir=c.data_dir) for w, c in configs.items()},
+                  protocol=protocol(configs["median"]).replace("median-frequency class weights, ", ""))
     command = "python -m tinysegnet.experiments choices " + " ".join(argv)
     print(f"wrote {write_report(result, command, args.report)}")

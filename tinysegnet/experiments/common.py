@@ -23,6 +23,17 @@ def inference_ms(fn_or_model, size, device, repeat=3):
     return 1000 * timeit(lambda: fn(x), array_module(device), repeat=repeat)
 
 
+def protocol(config):
+    """The training protocol a run followed, in words, from its own RunConfig (never from
+    what the experiment meant to run)."""
+    data = f"CamVid from {config.data_dir}" if config.data_dir else "the synthetic set"
+    weights = ("median-frequency class weights" if config.class_weighting == "median"
+               else "no class weights")
+    return (f"{data}, train split at {config.size[0]}x{config.size[1]}, batch {config.batch_size}, "
+            f"SGD lr {config.lr:g}, momentum {config.momentum:g}, weight decay {config.weight_decay:g}, "
+            f"{weights}, {'random flips' if config.flip else 'no flips'}, seed {config.seed}")
+
+
 def trained(run_dir, model_name, args, **overrides):
     """True when ``run_dir`` holds a run of ``model_name`` that has finished ``args.epochs``
     epochs. A run there of another model or protocol (data, size, batch size, ``overrides``

@@ -16,7 +16,7 @@ from ..backend import resolve_device
 from ..files import write_text
 from ..models import VARIANTS, build
 from ..models.decoders import storage_multiplier
-from .common import inference_ms, train_model, parse_protocol, protocol_parser, trained
+from .common import inference_ms, parse_protocol, protocol, protocol_parser, train_model, trained
 
 ORDER = ("segnet-basic",) + VARIANTS
 
@@ -29,6 +29,7 @@ def measure(variant, run_dir, device):
     return dict(variant=variant, parameters=model.num_parameters(),
                 storage=storage_multiplier(model, tuple(config.size)),
                 ms=inference_ms(model, config.size, device), epoch=progress["best_epoch"],
+                protocol=protocol(config),
                 **{k: scores[k] for k in ("G", "C", "mIoU", "BF")})
 
 
@@ -41,12 +42,14 @@ def write_report(rows, command, folder):
     for r in rows:
         if r.get("diverged"):
             lines.append(f"| {r['variant']} | {r['parameters']:,} | {r['storage']:.0f} | - | - | "
-                         f"diverged (non-finite loss in epoch 1) | | | |")
+                         f"diverged: {r['diverged']} | | | |")
             continue
         lines.append(f"| {r['variant']} | {r['parameters']:,} | {r['storage']:.0f} | {r['ms']:.0f} | "
                      f"{r['epoch']} | {100 * r['G']:.1f} | {100 * r['C']:.1f} | "
                      f"{100 * r['mIoU']:.1f} | {100 * r['BF']:.1f} |")
-    lines += ["", "Storage multiplier: bytes kept from the encoder for the decoder, relative to "
+    protocols = sorted({r["protocol"] for r in rows if "protocol" in r})
+    lines += ["", "Trained with " + ("; ".join(protocols) if protocols else "no finished run") + ".",
+              "", "Storage multiplier: bytes kept from the encoder for the decoder, relative to "
               "SegNet-Basic's pooling indices at 2 bits each. Scores are on the validation split "
               "at the training size, for each variant's best epoch (by val mIoU)."]
     path = os.path.join(folder, "decoders.md")
@@ -83,18 +86,20 @@ def _decoders(args, argv):
     for variant in args.variants:
         run_dir = os.path.join(args.runs, variant)
         print(f"== {variant}", flush=True)
+        reason = f"no epoch of it finished in {run_dir}"
         if trained(run_dir, variant, args):
             print(f"already trained for {args.epochs} epochs in {run_dir}")
         else:
             try:
                 train_model(variant, run_dir, args)
-            except engine.Diverged as e:  # a diverged variant is a row of the table
+            except engine.Diverged as e:  # a diverged variant is a row of the table, with why
                 print(f"{variant}: {e}")
+                reason = str(e)
         if os.path.exists(os.path.join(run_dir, "best.npz")):
             rows.append(measure(variant, run_dir, resolve_device(args.device)))
         else:
             model = build(variant)
-            rows.append(dict(variant=variant, parameters=model.num_parameters(), diverged=True,
+            rows.append(dict(variant=variant, parameters=model.num_parameters(), diverged=reason,
                              storage=storage_multiplier(model, tuple(args.size or (90, 120)))))
     command = "python -m tinysegnet.experiments decoders " + " ".join(argv)
     print(f"wrote {write_report(rows, command, args.report)}")
