@@ -32,9 +32,9 @@ def test_dropout_sits_where_segnet_tutorial_puts_it(name, where):
     """After the deepest pools (pool3, pool4[, pool5]) and after the deepest decoders' last
     batch norm or ReLU; the weights are the plain model's."""
     model = build(name)
-    found = [prefix for prefix, m in _named(model) if isinstance(m, nn.Dropout)]
+    found = [prefix for prefix, m in model.named_modules() if isinstance(m, nn.Dropout)]
     assert found == where
-    layers = dict(_named(model))
+    layers = dict(model.named_modules())
     for prefix in found:
         block, index = prefix.rsplit(".", 1)
         before = layers[f"{block}.{int(index) - 1}"]
@@ -43,12 +43,6 @@ def test_dropout_sits_where_segnet_tutorial_puts_it(name, where):
         assert layers[prefix].p == 0.5
     assert model.num_parameters() == build(name.replace("bayesian-", "")).num_parameters()
     assert from_config(model.config).config == model.config
-
-
-def _named(module, prefix=""):
-    for name, child in module.children():
-        yield f"{prefix}{name}", child
-        yield from _named(child, f"{prefix}{name}.")
 
 
 def test_dropout_needs_a_seed_to_train():

@@ -65,3 +65,21 @@ def test_backward_replaces_gradients_rather_than_adding():
     layer.forward(x)
     layer.backward(np.ones((1, 3, 5, 5)))
     np.testing.assert_array_equal(layer.weight.grad, first)
+
+
+def test_named_modules_names_them_as_the_state_dict_does():
+    from tinysegnet.models import SegNetBasic
+    model = SegNetBasic(width=4, kernel=3, seed=0)
+    named = dict(model.named_modules())
+    assert named[""] is model
+    for key in model.state_dict():
+        owner, _, leaf = key.rpartition(".")
+        assert owner in named and (hasattr(named[owner], leaf))
+    assert [m for _, m in model.named_modules()] == list(model.modules())
+
+
+def test_a_layer_in_eval_mode_keeps_no_cache():
+    layer = nn.ReLU()
+    layer.eval().forward(np.ones((1, 1, 2, 2), np.float32))
+    with pytest.raises(RuntimeError, match="no forward pass in training mode"):
+        layer.backward(np.ones((1, 1, 2, 2), np.float32))

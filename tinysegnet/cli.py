@@ -126,6 +126,15 @@ def check_outputs(outputs, inputs=(), overwrite=False, overwrite_flag="--overwri
             raise Misuse(f"{path} already exists: choose another name, or add {overwrite_flag} to replace it")
 
 
+def require_dropout(model, name, path):
+    """Misuse unless ``model`` (model ``name``, from checkpoint ``path``) has dropout layers
+    for ``--samples`` to sample."""
+    from .nn import dropout_layers
+    if not dropout_layers(model):
+        raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
+                     f"bayesian-segnet); {path} holds {name}")
+
+
 def run_main(prog, body):
     """Call ``body()``: a :class:`~tinysegnet.errors.UserError` becomes its one line and its
     exit code (2 for misuse, 1 for bad inputs or a machine that refused a write), Ctrl-C or

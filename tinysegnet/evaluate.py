@@ -14,10 +14,9 @@ import numpy as np
 
 from . import cli, engine
 from .backend import resolve_device
-from .cli import Misuse, non_negative_int, positive_int
+from .cli import non_negative_int, positive_int
 from .data.camvid import CLASSES
 from .files import strict_json, write_text
-from .nn import dropout_layers
 
 
 def format_scores(result, class_names=CLASSES):
@@ -61,9 +60,8 @@ def _evaluate(args):
                       args.overwrite)
     device = resolve_device(args.device)
     model, config, progress = engine.load_run(args.checkpoint, device)
-    if args.samples and not dropout_layers(model):
-        raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
-                     f"bayesian-segnet); {args.checkpoint} holds {config.model}")
+    if args.samples:
+        cli.require_dropout(model, config.model, args.checkpoint)
     if args.recompute_bn:
         train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
         engine.recompute_bn_statistics(model, train_split, config, args.batch_size, device)

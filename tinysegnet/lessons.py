@@ -130,7 +130,8 @@ def _grade(args):
         print(f"{found[0].student}: {sum(r.passed for r in found)} of {len(found)} passed in {path}\n")
         results += found
     if not results:
-        raise cli.Misuse("none of the notebooks is a lesson with exercises (lessons 2, 3, 4, 5, 8, 10, 11, 12)")
+        with_exercises = ", ".join(name[:2].lstrip("0") for name, numbers in course.items() if numbers)
+        raise cli.Misuse(f"none of the notebooks is a lesson with exercises (lessons {with_exercises})")
     passed = sum(r.passed for r in results)
     print(f"{passed} of {len(results)} exercises passed in {graded} notebooks "
           f"(cases from seed {seed}: --seed {seed} grades on the same cases again)")

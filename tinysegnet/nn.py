@@ -42,6 +42,12 @@ class Module:
 
     def __init__(self):
         self.training = True
+        self._cache = None  # what the last training-mode forward pass left for backward
+
+    def _keep(self, cache):
+        """Keep a forward pass's cache for :meth:`backward`, in training mode only (inference
+        keeps nothing, so a model in eval mode holds no activations)."""
+        self._cache = cache if self.training else None
 
     def forward(self, x):
         raise NotImplementedError
@@ -80,10 +86,16 @@ class Module:
         for name, child in self.children():
             yield from child.named_buffers(f"{prefix}{name}.")
 
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for this module ("" or ``prefix``) and every one below it,
+        named as :meth:`state_dict` names their arrays ("encoder.layers.0")."""
+        yield prefix, self
+        for name, child in self.children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
     def modules(self):
-        yield self
-        for _, child in self.children():
-            yield from child.modules()
+        for _, module in self.named_modules():
+            yield module
 
     def train(self, mode=True):
         for m in self.modules():
@@ -155,12 +167,11 @@ class Conv2d(Module):
         w = rng.standard_normal((out_channels, in_channels, kernel_size, kernel_size))
         self.weight = Parameter((w * np.sqrt(2.0 / fan_in)).astype(dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype)) if bias else None
-        self._cache = None
 
     def forward(self, x):
         b = self.bias.data if self.bias is not None else None
         out, cache = F.conv2d_forward(x, self.weight.data, b)
-        self._cache = cache if self.training else None
+        self._keep(cache)
         return out
 
     def backward(self, dout):
@@ -183,12 +194,11 @@ class BatchNorm2d(Module):
         self.running_mean = np.zeros(channels, dtype)
         self.running_var = np.ones(channels, dtype)
         self.momentum, self.eps = momentum, eps
-        self._cache = None
 
     def forward(self, x):
         out, cache = F.batchnorm2d_forward(x, self.gamma.data, self.beta.data, self.running_mean,
                                            self.running_var, self.training, self.momentum, self.eps)
-        self._cache = cache if self.training else None
+        self._keep(cache)
         return out
 
     def backward(self, dout):
@@ -199,11 +209,10 @@ class BatchNorm2d(Module):
 class ReLU(Module):
     def __init__(self):
         super().__init__()
-        self._cache = None
 
     def forward(self, x):
         out, cache = F.relu_forward(x)
-        self._cache = cache if self.training else None
+        self._keep(cache)
         return out
 
     def backward(self, dout):
@@ -253,11 +262,10 @@ class ConvTranspose2d(Module):
         super().__init__()
         self.weight = Parameter(bilinear_upsample_weights(channels, 4, dtype))
         self._pool = pool  # a link to the encoder pool whose input size to restore
-        self._cache = None
 
     def forward(self, x):
         out, cache = F.conv_transpose2d_forward(x, self.weight.data, self._pool.input_shape[2:])
-        self._cache = cache if self.training else None
+        self._keep(cache)
         return out
 
     def backward(self, dout):
@@ -273,11 +281,10 @@ class DepthwiseConv2d(Module):
         rng = np.random.default_rng() if rng is None else rng
         w = rng.standard_normal((channels, kernel_size, kernel_size)) * np.sqrt(2.0 / kernel_size ** 2)
         self.weight = Parameter(w.astype(dtype))
-        self._cache = None
 
     def forward(self, x):
         out, cache = F.depthwise_conv2d_forward(x, self.weight.data)
-        self._cache = cache if self.training else None
+        self._keep(cache)
         return out
 
     def backward(self, dout):
@@ -291,11 +298,10 @@ class BilinearUpsample(Module):
     def __init__(self, pool):
         super().__init__()
         self._pool = pool
-        self._cache = None
 
     def forward(self, x):
         out, cache = F.bilinear_upsample_forward(x, self._pool.input_shape)
-        self._cache = cache if self.training else None
+        self._keep(cache)
         return out
 
     def backward(self, dout):
@@ -315,7 +321,6 @@ class Dropout(Module):
         self.p = p
         self.sampling = False
         self.rng = None
-        self._cache = None
 
     def forward(self, x):
         drawing = self.training or self.sampling
@@ -323,7 +328,7 @@ class Dropout(Module):
             raise RuntimeError("Dropout.forward: no random generator to draw masks with "
                                "(call tinysegnet.nn.seed_dropout(model, seed) first)")
         out, cache = F.dropout_forward(x, self.p, drawing, self.rng)
-        self._cache = cache if self.training else None
+        self._keep(cache)
         return out
 
     def backward(self, dout):

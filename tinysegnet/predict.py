@@ -16,7 +16,6 @@ from .backend import resolve_device
 from .cli import Misuse, non_negative_int, positive_int
 from .data.camvid import DataError, read_image
 from .files import atomic_path
-from .nn import dropout_layers
 from .viz import colorize, overlay, uncertainty_map
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -84,9 +83,8 @@ def _predict(args):
                      f"choose another --out or add --overwrite")
     device = resolve_device(args.device)
     model, config, _ = engine.load_run(args.checkpoint, device)
-    if args.samples and not dropout_layers(model):
-        raise Misuse(f"--samples needs a model with dropout (bayesian-segnet-basic, "
-                     f"bayesian-segnet); {args.checkpoint} holds {config.model}")
+    if args.samples:
+        cli.require_dropout(model, config.model, args.checkpoint)
     os.makedirs(args.out, exist_ok=True)
     for path, stem in names.items():
         image = read_image(path, "RGB")

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from .. import cli, engine
 from ..backend import resolve_device
-from ..files import write_text
+from ..files import atomic_path, write_text
 from ..models import VARIANTS, build
 from ..models.decoders import storage_multiplier
 from .common import inference_ms, parse_protocol, protocol, protocol_parser, train_model, trained
@@ -66,7 +66,8 @@ def write_report(rows, command, folder):
     right.invert_yaxis()
     right.set_yticklabels([])
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "decoders.png"), dpi=100)
+    with atomic_path(os.path.join(folder, "decoders.png")) as tmp:
+        fig.savefig(tmp, dpi=100)
     return path
 
 

@@ -152,16 +152,9 @@ def from_torch(net_or_state, config):
         net_or_state = net
     model = from_config(config)
     state = {}
-    prefix = {id(layer): name for name, layer in _named_layers(model)}
+    prefix = {id(layer): f"{name}." if name else "" for name, layer in model.named_modules()}
     for ours, theirs in _pairs(model, net_or_state):
         for mine, its in _names(ours):
             state[prefix[id(ours)] + mine] = getattr(theirs, its).detach().cpu().numpy()
     model.load_state_dict(state)
     return model
-
-
-def _named_layers(model, prefix=""):
-    """(dotted prefix, layer) for every module of ``model``, as state_dict names them."""
-    yield prefix, model
-    for name, child in model.children():
-        yield from _named_layers(child, f"{prefix}{name}.")
