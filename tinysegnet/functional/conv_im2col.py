@@ -20,19 +20,13 @@ price of k * k copies of the input. On the CPU large maps are faster by row shif
 needs a handful per chunk of images where row shifts need about 2 k per image.
 """
 
-from ..backend import is_cupy_array, xp_of
-from .scratch import scratch, zero_padded
+from ..backend import xp_of
+from .scratch import image_chunks, scratch, zero_padded
 
 # Images are taken in chunks whose columns hold at most this many values: 16 MB of float32
 # on the CPU, where the product runs faster on columns that stay near the cache; 1 GiB on a
 # GPU, where each chunk costs kernel launches and memory is plentiful.
 COLUMNS_LIMIT = {"cpu": 2 ** 22, "gpu": 2 ** 28}
-
-
-def _chunks(x, per_image):
-    N = x.shape[0]
-    step = max(1, COLUMNS_LIMIT["gpu" if is_cupy_array(x) else "cpu"] // per_image)
-    return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
 def _im2col(xpad, k, Ho, Wo):
@@ -56,7 +50,7 @@ def conv_forward(x, w, pad):
     xpad = zero_padded(x, pad, "im2col.padded")
     w2d = w.reshape(F, C * k * k)  # a copy only for a flipped view (dx below)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for part in _chunks(x, C * k * k * Ho * Wo):
+    for part in image_chunks(x, C * k * k * Ho * Wo, COLUMNS_LIMIT):
         cols = _im2col(xpad[part], k, Ho, Wo)
         n = cols.shape[1] // (Ho * Wo)
         product = scratch("im2col.products", (F, n, Ho, Wo), x.dtype, xp)
@@ -73,7 +67,7 @@ def conv_backward(dout, x, w, pad, need_dx):
     Ho, Wo = dout.shape[2:]
     xpad = zero_padded(x, pad, "im2col.padded")
     dw = None
-    for part in _chunks(x, C * k * k * Ho * Wo):
+    for part in image_chunks(x, C * k * k * Ho * Wo, COLUMNS_LIMIT):
         cols = _im2col(xpad[part], k, Ho, Wo)
         n = cols.shape[1] // (Ho * Wo)
         dout2d = scratch("im2col.dout_by_filter", (F, n, Ho, Wo), dout.dtype, xp)

@@ -13,17 +13,11 @@ Chunks: one image on the CPU, where the temporaries then stay near the cache; as
 fit 2^28 values on a GPU, where each chunk costs about 2 k kernel launches.
 """
 
-from ..backend import is_cupy_array, xp_of
-from .scratch import scratch, zero_padded
+from ..backend import xp_of
+from .scratch import image_chunks, scratch, zero_padded
 
 # Values of shifted input per chunk: 0 means one image a chunk.
 SHIFTS_LIMIT = {"cpu": 0, "gpu": 2 ** 28}
-
-
-def _chunks(x, per_image):
-    N = x.shape[0]
-    step = max(1, SHIFTS_LIMIT["gpu" if is_cupy_array(x) else "cpu"] // per_image)
-    return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
 def _padded_rows(x, pad):
@@ -66,7 +60,7 @@ def conv_forward(x, w, pad):
     w_all[...] = w.transpose(2, 0, 1, 3)  # w may be any view (backward passes a flipped one)
     w_all = w_all.reshape(k * F, C * k)  # row u*F + f, column c*k + v
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for part in _chunks(x, C * k * Hp * Wp):
+    for part in image_chunks(x, C * k * Hp * Wp, SHIFTS_LIMIT):
         cols = _shifts(rows[part], k, Hp * Wp)
         n = cols.shape[1] // (Hp * Wp)
         products = scratch("rowshift.products", (k, F, n, Hp, Wp), x.dtype, xp)
@@ -95,7 +89,7 @@ def conv_backward(dout, x, w, pad, need_dx):
     rows = _padded_rows(x, pad)
     dw_all = None  # row u*F + f, column c*k + v
     zeroed_for = None
-    for part in _chunks(x, C * k * Hp * Wp):
+    for part in image_chunks(x, C * k * Hp * Wp, SHIFTS_LIMIT):
         cols = _shifts(rows[part], k, Hp * Wp)
         n = cols.shape[1] // (Hp * Wp)
         shifted_dout = scratch("rowshift.shifted_dout", (k, F, n, Hp, Wp), dout.dtype, xp)

@@ -16,9 +16,18 @@ before they read), and nothing that outlives the call (outputs, caches) may be o
 
 import math
 
-from ..backend import xp_of
+from ..backend import is_cupy_array, xp_of
 
 _buffers = {}  # (purpose, array module name, dtype) -> flat array
+
+
+def image_chunks(x, per_image, limits):
+    """Slices of x's first axis (the batch) holding at most ``limits[device]`` // per_image
+    images each (one image at least): how much of a batch a method takes at once, "cpu"
+    and "gpu" limits in values of its largest temporary."""
+    N = x.shape[0]
+    step = max(1, limits["gpu" if is_cupy_array(x) else "cpu"] // per_image)
+    return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
 def scratch(purpose, shape, dtype, xp):
