@@ -9,6 +9,7 @@ the optimiser's velocities, and ``meta``: a JSON string holding the model's conf
 the epoch, the random generator's state and whatever else the trainer records.
 """
 
+import contextlib
 import json
 import os
 import zipfile
@@ -43,12 +44,10 @@ def save(path, model_state, meta, optim_state=None):
         np.savez(f, **arrays)
 
 
-def load(path):
-    """(model_state, optim_state, meta) from a checkpoint written by :func:`save`.
-
-    Anything else (missing, empty, truncated, another NumPy file, Python objects, no
-    metadata, non-finite arrays) is a one-line error naming the file.
-    """
+@contextlib.contextmanager
+def _archive(path):
+    """The checkpoint's open .npz archive, its metadata checked present; anything else is a
+    one-line DataError naming the file."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: checkpoint not found")
     try:
@@ -58,9 +57,7 @@ def load(path):
         with data:
             if "meta" not in data.files:
                 raise ValueError("no metadata")
-            meta = json.loads(str(data["meta"]))
-            model = {k[6:]: data[k] for k in data.files if k.startswith("model/")}
-            optim = {k[6:]: data[k] for k in data.files if k.startswith("optim/")}
+            yield data
     except ValueError as e:
         reason = ("it holds Python objects, which are never loaded" if "pickle" in str(e)
                   else " ".join(str(e).split()))
@@ -68,6 +65,25 @@ def load(path):
     except (EOFError, KeyError, OSError, zipfile.BadZipFile) as e:
         reason = "empty file" if os.path.getsize(path) == 0 else f"{type(e).__name__}: {e}"
         raise DataError(f"{path}: not a tinysegnet checkpoint ({' '.join(reason.split())})") from None
+
+
+def load_meta(path):
+    """The metadata of a checkpoint, without reading its arrays (an .npz member is read only
+    when asked for): for the epoch number and the run's settings."""
+    with _archive(path) as data:
+        return json.loads(str(data["meta"]))
+
+
+def load(path):
+    """(model_state, optim_state, meta) from a checkpoint written by :func:`save`.
+
+    Anything else (missing, empty, truncated, another NumPy file, Python objects, no
+    metadata, non-finite arrays) is a one-line error naming the file.
+    """
+    with _archive(path) as data:
+        meta = json.loads(str(data["meta"]))
+        model = {k[6:]: data[k] for k in data.files if k.startswith("model/")}
+        optim = {k[6:]: data[k] for k in data.files if k.startswith("optim/")}
     _require_finite({f"model/{k}": v for k, v in model.items()}, path,
                     "refusing to load it (the run diverged before this was saved)")
     _require_finite({f"optim/{k}": v for k, v in optim.items()}, path, "refusing to load it")

@@ -107,7 +107,7 @@ def _checkpoints_left(run):
     for name, what in (("last.npz", "the last finished epoch"), ("best.npz", "the best val mIoU")):
         path = os.path.join(run.out_dir, name)
         if os.path.exists(path):
-            found.append(f"{path} ({what}, epoch {engine.read_meta(checkpoint.load(path)[2], path)[2]['epoch']})")
+            found.append(f"{path} ({what}, epoch {engine.read_meta(checkpoint.load_meta(path), path)[2]['epoch']})")
     if not found:
         return "no epoch finished, so there is no checkpoint"
     return "the checkpoints are " + " and ".join(found)

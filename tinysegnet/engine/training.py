@@ -73,12 +73,12 @@ def check_resume_folder(path, out_dir, overwrite=False):
     """Before resuming checkpoint ``path`` into ``out_dir``: never overwrite a later epoch
     (resuming best.npz where last.npz is further on), nor another run's folder.
     Returns the checkpoint's (RunConfig, epoch), read once here."""
-    config, _, progress = read_meta(checkpoint.load(path)[2], path)
+    config, _, progress = read_meta(checkpoint.load_meta(path), path)
     epoch = progress["epoch"]
     last = os.path.join(out_dir, "last.npz")
     same_folder = os.path.samefile(os.path.dirname(os.path.abspath(path)), out_dir) if os.path.isdir(out_dir) else False
     if same_folder and os.path.exists(last) and not os.path.samefile(last, path):
-        later = read_meta(checkpoint.load(last)[2], last)[2]["epoch"]
+        later = read_meta(checkpoint.load_meta(last), last)[2]["epoch"]
         if later > epoch and not overwrite:
             raise RunFolderError(f"{path} is epoch {epoch} but {last} holds epoch {later}: resume "
                                  f"from {last}, or branch from epoch {epoch} with --out NEW_FOLDER")
@@ -249,7 +249,7 @@ def _saved_epoch(run):
     path = os.path.join(run.out_dir, "last.npz")
     if not os.path.exists(path):
         return None, 1
-    return path, read_meta(checkpoint.load(path)[2], path)[2]["epoch"] + 1
+    return path, read_meta(checkpoint.load_meta(path), path)[2]["epoch"] + 1
 
 
 def _last_good(run):
@@ -326,7 +326,7 @@ def _recompute_bn_in_checkpoints(run):
 
 
 def _meta(path):
-    return read_meta(checkpoint.load(path)[2], path)
+    return read_meta(checkpoint.load_meta(path), path)
 
 
 def unfinished(out_dir, epoch, recompute_bn=False):

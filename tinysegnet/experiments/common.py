@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from .. import cli, engine
+from .. import checkpoint, cli, engine
 from ..backend import array_module, to_device
 from ..cli import positive_int
 from ..files import hold_folder
@@ -41,7 +41,7 @@ def trained(run_dir, model_name, args, **overrides):
     path = os.path.join(run_dir, "last.npz")
     if not os.path.exists(path):
         return False
-    _, config, progress = engine.load_run(path)
+    config, _, progress = engine.read_meta(checkpoint.load_meta(path), path)
     data = os.path.abspath(args.data_dir) if args.data_dir else None
     size = args.size or engine.DEFAULTS["camvid" if args.data_dir else "synthetic"]["size"]
     wanted = dict(model=model_name, data_dir=data, size=tuple(size), batch_size=args.batch_size, **overrides)
