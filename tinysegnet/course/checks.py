@@ -21,7 +21,7 @@ The same checks run two ways:
   and the comparison happens here, in a process the student's code never ran in.
 
 Every failure raises :class:`ExerciseFailed` with one message naming the exercise, the case
-and the first wrong element. ``tests/course/test_checks.py`` holds, for every check, the
+and the first wrong element. ``tests/course/test_exercises.py`` holds, for every check, the
 lessons' solution and a catalogue of wrong answers that must all fail.
 """
 

@@ -10,7 +10,7 @@ import pytest
 from tinysegnet import engine
 from tinysegnet.engine import ConfigError, RunConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMANDS = {"train", "evaluate", "predict", "export", "bench", "experiments", "lessons"}
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 from tinysegnet.data import camvid
 from tinysegnet.data.camvid import DataError, load_camvid_split
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "camvid")
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "camvid")
 
 
 def _write_set(root, n=2, size=(8, 12), label_size=None, label_value=3):

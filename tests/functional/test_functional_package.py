@@ -9,7 +9,7 @@ import numpy as np
 
 from tinysegnet import functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _internal_imports(path):
