@@ -326,6 +326,22 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_file_and_no_temporary(tmp_pa
     assert os.listdir(tmp_path) == ["scores.json"]
 
 
+def test_a_folder_where_a_run_writes_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "run" / "metrics.jsonl").mkdir(parents=True)
+    with pytest.raises(SystemExit) as e:
+        train.main(["--epochs", "1", "--size", "16", "16", "--quiet", "--out", str(tmp_path / "run"),
+                    "--overwrite"])
+    assert e.value.code == 2 and "metrics.jsonl is a folder where a run writes a file" in capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.jsonl").is_dir()
+
+
+def test_a_folder_named_like_a_list_file_is_named_so(tmp_path, capsys):
+    (tmp_path / "camvid" / "train.txt").mkdir(parents=True)
+    with pytest.raises(SystemExit) as e:
+        train.main(["--data-dir", str(tmp_path / "camvid"), "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")])
+    assert e.value.code == 1 and "a folder where the list file of split 'train' belongs" in capsys.readouterr().err
+
+
 def test_a_bug_that_raises_oserror_keeps_its_traceback(tmp_path):
     import errno
     from tinysegnet import cli, files
@@ -337,14 +353,15 @@ def test_a_bug_that_raises_oserror_keeps_its_traceback(tmp_path):
         cli.run_main("train", bug)
 
 
-def test_temporaries_a_killed_run_left_are_removed_at_the_next_start(tmp_path):
+def test_temporaries_a_killed_run_left_are_removed_at_the_next_start(tiny_set, tmp_path):
     import subprocess
     import sys
     out = tmp_path / "run"
     out.mkdir()
     (out / ".tmp-abc.npz").write_bytes(b"half a checkpoint")
-    result = subprocess.run([sys.executable, "-m", "tinysegnet.train", "--epochs", "1", "--size", "16", "16",
-                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "tinysegnet.train", "--data-dir", tiny_set, "--size", "32", "48",
+                             "--batch-size", "3", "--epochs", "1", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "removed" in result.stdout and ".tmp-abc.npz" in result.stdout
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]

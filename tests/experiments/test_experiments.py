@@ -34,6 +34,10 @@ def test_a_diverged_variant_says_why_it_diverged(tiny_set, tmp_path, monkeypatch
 def test_usage(capsys):
     with pytest.raises(SystemExit) as e:
         experiments.main(["tables"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "no experiment 'tables': choose one of decoders, bayesian, choices" in err
+    with pytest.raises(SystemExit) as e:
+        experiments.main([])
     assert e.value.code == 2 and "usage" in capsys.readouterr().err
 
 

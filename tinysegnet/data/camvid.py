@@ -89,6 +89,8 @@ def list_pairs(root, split):
     if not os.path.isdir(root):
         raise DataError(f"{root}: CamVid folder not found (see data/README.md)")
     listing = os.path.join(root, f"{split}.txt")
+    if os.path.isdir(listing):
+        raise DataError(f"{listing}: a folder where the list file of split {split!r} belongs")
     if not os.path.isfile(listing):
         raise DataError(f"{listing}: list file for split {split!r} not found")
     try:

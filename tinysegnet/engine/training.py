@@ -60,6 +60,10 @@ def check_new_run_folder(out_dir, overwrite=False):
     ``overwrite``, in which case that run's files are removed (so two histories never mix)."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise RunFolderError(f"{out_dir} is a file, not a folder")
+    folders = [f for f in RUN_FILES if os.path.isdir(os.path.join(out_dir, f))]
+    if folders:
+        raise RunFolderError(f"{os.path.join(out_dir, folders[0])} is a folder where a run writes "
+                             f"a file: move it, or choose another folder")
     held = [f for f in RUN_FILES if os.path.exists(os.path.join(out_dir, f))]
     if held and not overwrite:
         raise RunFolderError(f"{out_dir} already holds a run ({', '.join(held)}): choose another "

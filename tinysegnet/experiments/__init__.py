@@ -16,7 +16,11 @@ USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian,choices} [-
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in EXPERIMENTS:
-        print(USAGE, file=sys.stderr)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr if not argv else sys.stdout)
+        sys.exit(2 if not argv else 0)
+    if argv[0] not in EXPERIMENTS:
+        print(f"python -m tinysegnet.experiments: no experiment {argv[0]!r}: choose one of "
+              f"{', '.join(EXPERIMENTS)} (--help after the name for its options)", file=sys.stderr)
         sys.exit(2)
     EXPERIMENTS[argv[0]](argv[1:])
