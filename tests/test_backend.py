@@ -57,3 +57,26 @@ def test_the_probe_names_the_real_cause(monkeypatch):
                                                 "import of cupy halted; None in sys.modules)")
     finally:
         backend._probe_cupy.cache_clear()
+
+
+def test_a_machine_without_a_driver_is_told_so(monkeypatch):
+    import types
+    failing = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+        getDeviceCount=lambda: (_ for _ in ()).throw(RuntimeError("CUDA driver version is insufficient")))))
+    monkeypatch.setitem(__import__("sys").modules, "cupy", failing)
+    monkeypatch.setattr(backend.os.path, "exists", lambda p: False if "nvidia" in p else True)
+    backend._probe_cupy.cache_clear()
+    try:
+        module, reason = backend._probe_cupy()
+        assert module is None and reason.startswith("no NVIDIA driver on this machine")
+    finally:
+        backend._probe_cupy.cache_clear()
+
+
+def test_auto_says_why_an_installed_cupy_is_not_used(monkeypatch):
+    monkeypatch.delenv(backend.DEVICE_ENV, raising=False)
+    monkeypatch.setattr(backend, "gpu_unavailable_reason", lambda: "CuPy sees no CUDA device")
+    assert backend.gpu_skipped_note("auto") == "the GPU is not used: CuPy sees no CUDA device"
+    assert backend.gpu_skipped_note("cpu") is None
+    monkeypatch.setattr(backend, "gpu_unavailable_reason", lambda: "CuPy does not import (No module named 'cupy')")
+    assert backend.gpu_skipped_note("auto") is None  # no GPU stack installed: nothing to explain

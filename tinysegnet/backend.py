@@ -41,7 +41,10 @@ def _probe_cupy():
             return None, "CuPy sees no CUDA device"
         a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
         ok = float((a * 2 + 1).sum()) == 16.0 and float((a @ a).sum()) == 22.0
-    except Exception as e:
+    except Exception as e:  # CuPy's many CUDA errors: the reason is the message
+        if not os.path.exists("/proc/driver/nvidia/version"):
+            # CUDA says "driver version is insufficient" where there is no driver at all
+            return None, f"no NVIDIA driver on this machine (CuPy: {_first_line(e)})"
         return None, f"CuPy failed on the GPU: {_first_line(e)}"
     if not ok:
         return None, "CuPy computed a wrong result on the GPU"
@@ -72,6 +75,16 @@ def using_gpu_module(module):
 def gpu_available():
     """True when the GPU computes: CuPy ran a kernel and a matrix product there."""
     return _gpu_module() is not None
+
+
+def gpu_skipped_note(asked):
+    """One line for a run that asked for ``auto`` and got the CPU although CuPy is installed
+    (a user who installed the GPU stack expects to hear why it is not used); else None."""
+    reason = gpu_unavailable_reason()
+    if str(asked or "auto").lower() != "auto" or os.environ.get(DEVICE_ENV) or reason is None \
+            or reason.startswith("CuPy does not import"):
+        return None
+    return f"the GPU is not used: {reason}"
 
 
 def gpu_unavailable_reason():

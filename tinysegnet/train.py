@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from . import checkpoint, cli, engine
 from .cli import Misuse, float_in, non_negative_int, positive_int
+from .backend import gpu_skipped_note
 from .engine import DEFAULTS
 from .files import hold_folder, remove_temporaries
 from .models import MODELS
@@ -144,6 +145,9 @@ def _train(args):
           f"device {run.device}; epochs {first}-{c.epochs}; run folder {run.out_dir}", flush=True)
     # One bar for the run (its ETA is the run's) and one per epoch, each started before its
     # first batch so that its first rate is a real one.
+    note = gpu_skipped_note(args.device)
+    if note:
+        print(note)
     run_bar = tqdm(total=c.epochs, initial=first - 1, desc="run", unit="epoch", file=sys.stdout,
                    disable=args.quiet, position=0)
     bar = None
