@@ -98,6 +98,22 @@ ATTACKS = {  # name: (cells before, cells after, a wrong 2.1 answer?)
                                "os.write(int(sys.argv[1]), struct.pack('<IQ', len(h), 0) + h)"], [], True),
     "uses all memory": (["import numpy as np\nhog = np.ones(1 << 40)"], [], False),
     "connects to the network": (["import socket\nsocket.create_connection(('127.0.0.1', 22), 1)"], [], False),
+    "deletes a classmate's submission": (["import os\nos.remove({classmate!r})"], [], False),
+    "rewrites the installed checks": (["open({checks!r}, 'a').write('\\n_compare = None\\n')"], [], False),
+}
+# answers of 2.1 that lean on what grading takes away: each must fail
+SHORTCUTS = {
+    "the library's convolution": "from tinysegnet import functional as F\n"
+                                 "def conv_forward(x, w, b):\n    return F.conv2d_forward(x, w, b)[0]\n",
+    "scipy.signal.correlate": "import numpy as np\nfrom scipy import signal\n"
+                              "def conv_forward(x, w, b):\n    return np.stack([signal.correlate(x[n], w[f], 'same')[0]"
+                              " + b[f] for n in range(len(x)) for f in range(len(w))])\n",
+    "torch's conv2d": "import torch\n"
+                      "def conv_forward(x, w, b):\n    return torch.nn.functional.conv2d(torch.tensor(x), "
+                      "torch.tensor(w), torch.tensor(b), padding=w.shape[2] // 2).numpy()\n",
+    "the expected answer from the checker's frame": "import inspect\n"
+                                                    "def conv_forward(x, w, b):\n"
+                                                    "    return inspect.currentframe().f_back.f_locals['expected']\n",
 }
 
 
@@ -107,10 +123,19 @@ def class_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     bob = submission(root, "bob")
     attacks = {}
+    places = {"{classmate!r}": repr(bob), "{checks!r}": repr(checks.__file__)}
+
+    def placed(cell):
+        for mark, value in places.items():
+            cell = cell.replace(mark, value)
+        return cell
     for i, (name, (before, after, wrong)) in enumerate(ATTACKS.items()):
         student = f"s{i:02d}"
-        attacks[name] = (student, submission(root, student, before=before, after=after,
-                                             solutions={"2.1": WRONG_CONV} if wrong else None))
+        attacks[name] = (student, submission(root, student, before=[placed(c) for c in before],
+                                             after=after, solutions={"2.1": WRONG_CONV} if wrong else None))
+    for i, (name, answer) in enumerate(SHORTCUTS.items()):
+        student = f"t{i:02d}"
+        attacks[name] = (student, submission(root, student, solutions={"2.1": answer}))
     broken = os.path.join(root, "zed", CONV)
     os.makedirs(os.path.dirname(broken))
     with open(bob) as f, open(broken, "w") as g:
@@ -130,6 +155,13 @@ def test_the_class_is_graded_and_exits_1(class_folder):
     assert verdicts(result.stdout)[("bob", "2.1")] == "pass"
     assert verdicts(result.stdout)[("zed", "-")] == "FAIL"
     assert "not a notebook" in result.stdout
+
+
+@pytest.mark.parametrize("shortcut", sorted(SHORTCUTS))
+def test_a_shortcut_fails(class_folder, shortcut):
+    student, _ = class_folder["attacks"][shortcut]
+    found = verdicts(class_folder["result"].stdout)
+    assert (found[(student, "2.1")], found[(student, "2.2")]) == ("FAIL", "pass"), class_folder["result"].stdout
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -159,7 +191,7 @@ def test_no_process_outlives_grading(class_folder):
 
 
 def test_a_class_is_graded_in_bounded_time(class_folder):
-    assert class_folder["seconds"] < 120  # 18 submissions, two of them held to their 8 s timeout
+    assert class_folder["seconds"] < 120  # 24 submissions, two of them held to their 8 s timeout
 
 
 def test_an_edited_check_cell_changes_nothing(tmp_path):
