@@ -661,6 +661,37 @@ DROPOUT_EXTRA = {
 }
 
 
+def _writes_into(exercise, name, position):
+    """The lesson's right answer that then writes into its input number ``position``."""
+    def answer(*args):
+        result = SOLUTIONS[exercise][name](*args)
+        target = args[position]
+        target.flat[0] = target.flat[-1] if target.flat[0] != target.flat[-1] else target.flat[0] + 1
+        return result
+    answer.__name__ = f"{name}_writes_into_input_{position}"
+    return answer
+
+
+def _in_float32(exercise, name):
+    """The lesson's right answer computed on float32 copies of its float inputs."""
+    def answer(*args):
+        return SOLUTIONS[exercise][name](*(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                                           else a for a in args))
+    answer.__name__ = f"{name}_in_float32"
+    return answer
+
+
+MORE_WRONG = {
+    "2.3": [_writes_into("2.3", "conv_dx", 0), _in_float32("2.3", "conv_dx")],
+    "3.2": [_writes_into("3.2", "bn_dparams", 1), _in_float32("3.2", "bn_dparams")],
+    "4.2": [_writes_into("4.2", "maxpool_dx", 0)],
+    "4.4": [_writes_into("4.4", "unpool_dvalues", 0)],
+    "8.2": [_writes_into("8.2", "scores_from", 0)],
+    "8.3": [_writes_into("8.3", "bf_score", 1)],
+    "10.1": [_writes_into("10.1", "conv_transpose_backward", 1), _in_float32("10.1", "conv_transpose_backward")],
+}
+
+
 CATALOGUE = {
     "2.1": ("conv_forward", checks.conv_forward, [conv_forward_pad_one, conv_forward_flipped,
             conv_forward_no_bias, conv_forward_square_loops, conv_forward_library,
@@ -697,6 +728,10 @@ CATALOGUE = {
     "10.1": ("conv_transpose_backward", checks.conv_transpose_backward, [tconv_dw_axes_swapped,
              tconv_no_padding_offset, tconv_stride_one, tconv_library]),
 }
+
+
+for _exercise, _answers in MORE_WRONG.items():
+    CATALOGUE[_exercise][2].extend(_answers)
 
 
 # -- 12.1 the capstone: the student's layers inside SegNet-Basic --------------------------------

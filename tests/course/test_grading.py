@@ -230,3 +230,20 @@ def test_outputs_never_land_on_inputs(tmp_path):
     assert (tmp_path / "old.csv").read_text() == "kept"
     assert grade(path, extra=["--csv", str(tmp_path / "old.csv"), "--overwrite"]).returncode == 0
     assert "seed" in (tmp_path / "old.csv").read_text().splitlines()[0]
+
+
+def test_the_grader_fails_an_answer_that_writes_into_its_input_or_reuses_a_buffer(tmp_path):
+    writes = ("def conv_forward(x, w, b):\n    out = _right(x, w, b)\n    x[...] = 0\n    return out\n")
+    reuses = ("_buffer = {}\ndef conv_forward(x, w, b):\n    out = _right(x, w, b)\n"
+              "    keep = _buffer.setdefault(out.shape, out.copy())\n    keep[...] = out\n    return keep\n")
+    right = ("import numpy as np\ndef _right(x, w, b):\n    k = w.shape[2]; p = k // 2\n"
+             "    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))\n"
+             "    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))\n"
+             "    return np.einsum('nchwuv,fcuv->nfhw', win, w) + b[None, :, None, None]\n")
+    paths = [submission(tmp_path, "wes", solutions={"2.1": right + writes}),
+             submission(tmp_path, "rey", solutions={"2.1": right + reuses}),
+             submission(tmp_path, "sam", solutions={"2.1": right + "conv_forward = _right\n"})]
+    out = grade(*paths).stdout
+    assert verdicts(out)[("wes", "2.1")] == "FAIL" and "wrote into its input x" in out
+    assert verdicts(out)[("rey", "2.1")] == "FAIL" and "called again: return a new array" in out
+    assert verdicts(out)[("sam", "2.1")] == "pass"  # sliding_window_view with einsum is fair NumPy
