@@ -12,6 +12,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import device_of, to_device, xp_of
+from .functional.batchnorm import batchnorm2d_fold, batchnorm2d_forward
 from .functional.upsampling import bilinear_upsample_weights
 
 
@@ -173,6 +174,14 @@ class Conv2d(Module):
         out, cache = F.conv2d_forward(x, self.weight.data, b)
         self._keep(cache)
         return out
+
+    def forward_folded(self, x, bn):
+        """Inference: this convolution and batch norm ``bn`` after it, as one convolution."""
+        w, b = batchnorm2d_fold(self.weight.data, self.bias.data if self.bias is not None else None,
+                                bn.gamma.data, bn.beta.data, bn.running_mean, bn.running_var, bn.eps)
+        self._keep(None)
+        bn._keep(None)
+        return F.conv2d_forward(x, w, b)[0]
 
     def backward(self, dout):
         dx, dw, db = F.conv2d_backward(dout, _take(self), need_dx=self.input_grad)
@@ -358,21 +367,37 @@ def set_sampling(model, on):
 
 
 class Sequential(Module):
-    """Runs its layers in order; backward runs them in reverse."""
+    """Runs its layers in order; backward runs them in reverse. In inference, a convolution
+    followed by batch norm runs as one convolution with the normalisation folded into its
+    weights (``functional.batchnorm.batchnorm2d_fold``): the same function, one pass less."""
 
     def __init__(self, *layers):
         super().__init__()
         self.layers = list(layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            if _foldable(self, layers, i):
+                x = layers[i].forward_folded(x, layers[i + 1])
+                i += 2
+            else:
+                x = layers[i].forward(x)
+                i += 1
         return x
 
     def backward(self, dout):
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout
+
+
+def _foldable(sequence, layers, i):
+    """Whether layers i and i + 1 are a convolution and batch norm to fold: in inference only,
+    and only while batch norm's forward is the library's (``functional.use`` may replace it)."""
+    return (not sequence.training and i + 1 < len(layers) and isinstance(layers[i], Conv2d)
+            and isinstance(layers[i + 1], BatchNorm2d)
+            and F.batchnorm2d_forward is batchnorm2d_forward)
 
 
 def _take(layer):

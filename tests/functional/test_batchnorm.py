@@ -85,3 +85,34 @@ def test_agrees_with_torch(rng, training):
     for ours, theirs in ((out, tout.detach()), (dx, tx.grad), (dgamma, tg.grad),
                          (dbeta, tb.grad), (rm, trm), (rv, trv)):
         rel_close(ours, theirs.numpy())
+
+
+def test_folding_into_the_convolution_is_the_two_layers_composed(rng):
+    """float64: conv (with and without bias) then inference-mode batch norm equals the one
+    folded convolution, and a whole model in eval mode (folded) equals its layers one by one."""
+    from tinysegnet.functional.batchnorm import batchnorm2d_fold
+    x = rng.standard_normal((2, 3, 7, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    gamma, beta = rng.uniform(0.5, 2, 4), rng.standard_normal(4)
+    mean, var = rng.standard_normal(4), rng.uniform(0.1, 3, 4)
+    for b in (None, rng.standard_normal(4)):
+        two = F.batchnorm2d_forward(F.conv2d_forward(x, w, b)[0], gamma, beta, mean, var, False)[0]
+        fw, fb = batchnorm2d_fold(w, b, gamma, beta, mean, var)
+        assert np.abs(F.conv2d_forward(x, fw, fb)[0] - two).max() < 1e-12
+    from tinysegnet import nn
+    from tinysegnet.models import SegNetBasic
+    model = SegNetBasic(width=4, kernel=3, seed=0).astype(np.float64)
+    for layer in model.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.running_mean[...] = rng.standard_normal(4)
+            layer.running_var[...] = rng.uniform(0.1, 3, 4)
+    image = rng.standard_normal((2, 3, 12, 10))
+    folded = model.eval().forward(image)
+    with F.use(batchnorm2d_forward=_library_batch_norm):  # another function: nothing is folded
+        layer_by_layer = model.forward(image)
+    assert np.abs(folded - layer_by_layer).max() < 1e-10
+
+
+def _library_batch_norm(*args, **kwargs):
+    from tinysegnet.functional.batchnorm import batchnorm2d_forward
+    return batchnorm2d_forward(*args, **kwargs)

@@ -111,3 +111,17 @@ def batchnorm2d_backward(dout, cache):
     dx -= xhat
     dx *= scale
     return dx, dgamma, dbeta
+
+
+def batchnorm2d_fold(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
+    """``(w', b')``: a convolution (w (F, C, k, k), b (F,) or None) followed by inference-mode
+    batch norm, as one convolution. With s = gamma / sqrt(running_var + eps)::
+
+        w'[f] = s[f] w[f],   b'[f] = s[f] (b[f] - running_mean[f]) + beta[f]
+
+    exactly the two layers' composition (one pass over the activation instead of three).
+    """
+    xp = xp_of(w, gamma, beta, running_mean, running_var)
+    scale = (gamma / xp.sqrt(running_var.astype(w.dtype, copy=False) + eps)).astype(w.dtype, copy=False)
+    shift = -running_mean.astype(w.dtype, copy=False) if b is None else b - running_mean
+    return w * scale[:, None, None, None], (scale * shift + beta).astype(w.dtype, copy=False)
