@@ -101,10 +101,12 @@ def main(argv=None):
     g.add_argument("--overwrite", action="store_true", help="replace --csv / --json files that exist")
     args = p.parse_args(argv)
     try:
-        import nbformat
+        import IPython  # noqa: F401  (grade reads notebooks' IPython syntax with it)
         import nbclient  # noqa: F401  (run needs it; checked here, before any work)
+        import nbformat
     except ImportError:
-        sys.exit("lessons: needs nbformat and nbclient: pip install -e .[lessons] (or -r requirements.txt)")
+        sys.exit("lessons: needs nbformat, nbclient and IPython: pip install -e .[lessons] "
+                 "(or -r requirements.txt)")
     cli.run_main("lessons", lambda: _lessons(args, nbformat))
 
 
