@@ -8,6 +8,7 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
 from tinysegnet import lessons  # noqa: E402
+from tinysegnet.course import sandbox  # noqa: E402
 
 PATHS = lessons.lesson_paths()
 WITH_EXERCISES = [p for p in PATHS if any(
@@ -89,7 +90,11 @@ def _edited_check(cells):
     cell.source = "print('exercise 4.4 passed')"
 
 
+NEEDS_SANDBOX = pytest.mark.skipif(sandbox.available() is not None, reason=str(sandbox.available()))
+
+
 @pytest.mark.slow
+@NEEDS_SANDBOX
 def test_grade_reports_every_student_and_exercise(tmp_path, capsys):
     lesson = next(p for p in PATHS if os.path.basename(p).startswith("04"))
     alice = _submission(tmp_path / "alice", lesson, solved=False)
@@ -132,6 +137,7 @@ def test_grade_misuse_is_one_line(tmp_path, capsys, argv, message):
     assert e.value.code == 2 and message in err and "\n" not in err
 
 
+@NEEDS_SANDBOX
 def test_a_file_that_is_no_lesson_is_one_fail_line_and_the_rest_is_graded(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not json")
     nbformat.write(nbformat.v4.new_notebook(), str(tmp_path / "other.ipynb"))
