@@ -104,10 +104,13 @@ def test_a_signal_exits_130_and_leaves_a_resumable_checkpoint(tiny_set, tmp_path
     import sys
     import time
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # SIGINT's default restored: a harness started in the background (nohup ... &) hands its
+    # children SIGINT ignored, and Python then never turns it into KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "tinysegnet.train", "--data-dir", tiny_set,
                              "--size", "32", "48", "--batch-size", "3", "--epochs", "500", "--quiet",
                              "--out", str(tmp_path)], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (tmp_path / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.2)
