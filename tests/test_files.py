@@ -36,3 +36,16 @@ def test_atomic_folder(tmp_path):
     with files.atomic_folder(str(tmp_path / "set")) as tmp:
         open(os.path.join(tmp, "a.txt"), "w").close()
     assert os.listdir(tmp_path / "set") == ["a.txt"]
+
+
+def test_a_folder_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    from tinysegnet import files
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    monkeypatch.setattr(files.tempfile, "mkdtemp", refused)
+    with pytest.raises(files.WriteFailed, match="cannot write .*synthetic: Permission denied"):
+        with files.atomic_folder(str(tmp_path / "synthetic")):
+            pass
+    assert os.listdir(tmp_path) == []

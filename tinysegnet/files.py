@@ -113,14 +113,20 @@ def atomic_folder(path):
     """Yield a temporary folder beside ``path`` to fill; renamed to ``path`` when the body
     succeeds, removed when it raises (a half-written folder never appears)."""
     parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    except OSError as e:
+        _raise_if_environment(e, path)
+        raise
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            _raise_if_environment(e, path)
         raise
 
 
