@@ -73,13 +73,6 @@ def _kernel_factor(w, Hf, Wf, pad, sign, filters_last):
     return dh, right.reshape(F, C, k, -1).transpose(order).reshape(k, -1)
 
 
-def kernel_transform(w, Hf, Wf, pad):
-    """K (Hf, Wb, C, F) = the transform of w (F, C, k, k), whole (for tests and lessons)."""
-    dh, right = _kernel_factor(w, Hf, Wf, pad, -1, True)
-    F, C = w.shape[:2]
-    return (dh @ right).reshape(Hf, -1, C, F)
-
-
 def _mix(spectrum, w, Hf, Wf, pad, sign, filters_last):
     """sum over the spectrum's channel axis of spectrum (Hf, Wb, N, ·) times the kernel's
     transform (conj(K) with sign +1, K with -1), frequency by frequency, a block of rows at
