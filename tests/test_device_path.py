@@ -124,3 +124,36 @@ def test_train_resume_evaluate_predict_on_the_device(device_xp, tiny_set, tmp_pa
     predict.main([str(straight / "best.npz"), os.path.join(tiny_set, "val"), "--out",
                   str(tmp_path / "pred"), "--device", "gpu", *samples])
     assert len(os.listdir(tmp_path / "pred")) == (9 if samples else 6)
+
+
+def test_inference_runs_where_the_model_is(device_xp):
+    """No device argument: every inference function sends its inputs to the model's device,
+    and agrees with the host (float64, so the convolution methods differ only by rounding)."""
+    from tinysegnet.data import load_synthetic_split
+    train_split, val = load_synthetic_split("train", (24, 32)), load_synthetic_split("val", (24, 32))
+    mean, std = [100.0, 110.0, 120.0], [50.0, 55.0, 60.0]
+    results = {}
+    for device in ("cpu", "gpu"):
+        model = build("segnet-basic", width=4, kernel=3, seed=0).astype(np.float64).to(device)
+        assert model.device == device
+        engine.recompute_bn_statistics(model, train_split, mean, std, batch_size=5)
+        scores, ids = engine.evaluate_split(model, val, mean, std, batch_size=4)
+        one = engine.predict(model, val.images[0], mean, std, (24, 32))
+        stats = {k: backend.to_numpy(v) for k, v in model.state_dict().items() if "running" in k}
+        results[device] = scores, ids, one, stats
+    (cpu_scores, cpu_ids, cpu_one, cpu_stats), (scores, ids, one, stats) = results["cpu"], results["gpu"]
+    assert scores["mIoU"] == pytest.approx(cpu_scores["mIoU"], rel=1e-12)
+    np.testing.assert_array_equal(ids, cpu_ids)
+    np.testing.assert_array_equal(one, cpu_one)
+    for key, value in cpu_stats.items():
+        np.testing.assert_allclose(stats[key], value, rtol=1e-10, err_msg=key)
+
+    # Monte Carlo dropout draws its masks with the device's generator: the same seed, the same
+    # estimate, on the device.
+    bayes = build("bayesian-segnet-basic", width=4, kernel=3, seed=0).to("gpu")
+    first, again = (engine.monte_carlo_split(bayes, val, mean, std, [1, 3], batch_size=4, seed=0)
+                    for _ in range(2))
+    for n in (1, 3):
+        assert first[n][0].shape == (len(val), 24, 32) and first[n][1].dtype == np.float32
+        np.testing.assert_array_equal(first[n][0], again[n][0])
+        np.testing.assert_array_equal(first[n][1], again[n][1])

@@ -137,11 +137,11 @@ def test_a_run_killed_after_its_final_checkpoint_is_finished_by_resuming_it(stra
     history = (out / "metrics.jsonl").read_text()
     for name in ("metrics.jsonl", "curves.png", "predictions.png"):
         (out / name).unlink()
-    assert engine.unfinished(str(out), EPOCHS) == ["metrics.jsonl", "curves.png", "predictions.png"]
+    assert engine.folders.unfinished(str(out), EPOCHS) == ["metrics.jsonl", "curves.png", "predictions.png"]
     train.main(["--resume", str(out / "last.npz"), "--epochs", str(EPOCHS), "--quiet", "--device", "cpu"])
     assert (out / "metrics.jsonl").read_text() == history
     assert (out / "curves.png").is_file() and (out / "predictions.png").is_file()
-    assert engine.unfinished(str(out), EPOCHS) == []
+    assert engine.folders.unfinished(str(out), EPOCHS) == []
     with pytest.raises(SystemExit) as e:  # a whole run: nothing to finish, as before
         train.main(["--resume", str(out / "last.npz"), "--epochs", str(EPOCHS), "--quiet", "--device", "cpu"])
     assert e.value.code == 2
@@ -169,10 +169,10 @@ def test_a_batch_norm_recomputation_killed_between_the_checkpoints_is_finished_b
     monkeypatch.setattr(training, "save", real_save)
     assert saved == ["last.npz"]
     best_before = checkpoint.load(str(out / "best.npz"))[0]
-    assert engine.unfinished(str(out), EPOCHS, recompute_bn=True) == ["batch-norm recomputation"]
+    assert engine.folders.unfinished(str(out), EPOCHS, recompute_bn=True) == ["batch-norm recomputation"]
     last_before = (out / "last.npz").read_bytes()
     train.main(argv)
     assert (out / "last.npz").read_bytes() == last_before  # not recomputed twice
     best_after = checkpoint.load(str(out / "best.npz"))[0]
     assert any(not np.array_equal(best_before[k], best_after[k]) for k in best_before if "running" in k)
-    assert engine.unfinished(str(out), EPOCHS, recompute_bn=True) == []
+    assert engine.folders.unfinished(str(out), EPOCHS, recompute_bn=True) == []

@@ -56,7 +56,7 @@ def main(argv=None):
 
 def _evaluate(args):
     run_folder = os.path.dirname(os.path.abspath(args.checkpoint))  # before the scoring, not after it
-    cli.check_outputs([args.json], [args.checkpoint] + [os.path.join(run_folder, f) for f in engine.RUN_FILES],
+    cli.check_outputs([args.json], [args.checkpoint] + [os.path.join(run_folder, f) for f in engine.folders.RUN_FILES],
                       args.overwrite)
     device = resolve_device(args.device)
     model, config, progress = engine.load_run(args.checkpoint, device)
@@ -64,11 +64,12 @@ def _evaluate(args):
         cli.require_dropout(model, config.model, args.checkpoint)
     if args.recompute_bn:
         train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
-        engine.recompute_bn_statistics(model, train_split, config, args.batch_size, device)
+        engine.recompute_bn_statistics(model, train_split, config.mean, config.std, args.batch_size,
+                                       config.seed)
     split, full = engine.load_eval_data(config, args.split, args.data_dir,
                                         tuple(args.size) if args.size else None)
-    result, _ = engine.evaluate_split(model, split, config, args.batch_size, device, boundary_f1=True,
-                                      full_res_split=full if args.full_res else None,
+    result, _ = engine.evaluate_split(model, split, config.mean, config.std, args.batch_size, boundary_f1=True,
+                                      full_res=full if args.full_res else None,
                                       samples=args.samples or 0, seed=args.seed)
     where = f"{args.split} split, {'full resolution' if args.full_res else 'at %dx%d' % tuple(config.size)}"
     if args.samples:

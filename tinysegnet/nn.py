@@ -106,6 +106,21 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    @property
+    def device(self):
+        """"cpu" or "gpu": where this module's parameters live (what inference sends its
+        inputs to)."""
+        for _, p in self.named_parameters():
+            return device_of(p.data)
+        return "cpu"
+
+    @property
+    def dtype(self):
+        """The dtype of this module's parameters (float32, or float64 for gradient checks)."""
+        for _, p in self.named_parameters():
+            return p.data.dtype
+        return np.dtype(np.float32)
+
     def num_parameters(self):
         return sum(int(p.data.size) for p in self.parameters())
 

@@ -90,12 +90,12 @@ def _predict(args):
         image = read_image(path, "RGB")
         out = os.path.join(args.out, stem)
         if args.samples:
-            labels, uncertainty = engine.predict_monte_carlo(model, image, config, args.samples,
-                                                             device, args.seed)
+            labels, uncertainty = engine.predict_monte_carlo(model, image, config.mean, config.std, config.size,
+                                                             args.samples, args.seed)
             uncertainty_map(uncertainty, f"{out}_uncertainty.png",
                             f"uncertainty, {args.samples} samples")
         else:
-            labels = engine.predict(model, image, config, device)
+            labels = engine.predict(model, image, config.mean, config.std, config.size)
         save_png(colorize(labels), f"{out}_labels.png")
         save_png(overlay(image, labels), f"{out}_overlay.png")
         print(f"{path} -> {out}_{{{','.join(kinds)}}}.png")

@@ -11,10 +11,10 @@ import time
 
 from tqdm import tqdm
 
-from . import checkpoint, cli, engine
+from . import cli, engine
 from .cli import Misuse, float_in, non_negative_int, positive_int
 from .backend import gpu_skipped_note
-from .engine import DEFAULTS
+from .engine.config import DEFAULTS
 from .files import hold_folder, remove_temporaries
 from .models import MODELS
 
@@ -69,8 +69,8 @@ def make_run(args):
         out = args.out or os.path.dirname(os.path.realpath(args.resume))
         cli.writable_folder(out)
         _hold(out)
-        before, done = engine.check_resume_folder(args.resume, out, args.overwrite)
-        finishing = args.epochs <= done and engine.unfinished(out, done, args.recompute_bn)
+        before, done = engine.folders.check_resume_folder(args.resume, out, args.overwrite)
+        finishing = args.epochs <= done and engine.folders.unfinished(out, done, args.recompute_bn)
         if args.epochs <= done and not finishing:
             raise Misuse(f"{args.resume} is already at epoch {done}; --epochs is the total to "
                          f"reach, so give more than {done}")
@@ -84,7 +84,7 @@ def make_run(args):
                                            f"{time.strftime('%Y%m%d-%H%M%S')}")
     cli.writable_folder(out)
     _hold(out)
-    engine.check_new_run_folder(out, args.overwrite)
+    engine.folders.check_new_run_folder(out, args.overwrite)
     config = engine.RunConfig.for_data(
         os.path.abspath(args.data_dir) if args.data_dir else None, model=args.model,
         size=tuple(args.size) if args.size else None, epochs=args.epochs,
@@ -108,7 +108,7 @@ def _checkpoints_left(run):
     for name, what in (("last.npz", "the last finished epoch"), ("best.npz", "the best val mIoU")):
         path = os.path.join(run.out_dir, name)
         if os.path.exists(path):
-            found.append(f"{path} ({what}, epoch {engine.read_meta(checkpoint.load_meta(path), path)[2]['epoch']})")
+            found.append(f"{path} ({what}, epoch {engine.folders.saved_progress(path)['epoch']})")
     if not found:
         return "no epoch finished, so there is no checkpoint"
     return "the checkpoints are " + " and ".join(found)

@@ -46,14 +46,14 @@ def test_missing_and_unknown_fields_are_named():
 
 
 def test_metadata_format_is_checked():
-    meta = engine.checkpoint_meta(RunConfig(), {"name": "segnet-basic"},
+    meta = engine.config.checkpoint_meta(RunConfig(), {"name": "segnet-basic"},
                                   dict(epoch=1, best_miou=0.1, best_epoch=1, history=[], rng={}))
-    config, model, progress = engine.read_meta(meta, "x.npz")
+    config, model, progress = engine.config.read_meta(meta, "x.npz")
     assert config == RunConfig() and model == {"name": "segnet-basic"} and progress["epoch"] == 1
     with pytest.raises(ConfigError, match="x.npz: checkpoint format 2 is newer"):
-        engine.read_meta(dict(meta, format=2), "x.npz")
+        engine.config.read_meta(dict(meta, format=2), "x.npz")
     with pytest.raises(ConfigError, match="x.npz: metadata has no 'progress'"):
-        engine.read_meta({k: v for k, v in meta.items() if k != "progress"}, "x.npz")
+        engine.config.read_meta({k: v for k, v in meta.items() if k != "progress"}, "x.npz")
 
 
 def test_checkpoints_of_tinysegnet_0_2_are_read():
@@ -61,7 +61,7 @@ def test_checkpoints_of_tinysegnet_0_2_are_read():
                   data_dir=None, data_seed=0, mean=[1.0] * 3, std=[2.0] * 3, class_weights=None,
                   optimizer=dict(lr=0.1, momentum=0.9, weight_decay=5e-4), batch_size=3,
                   flip=True, best_miou=0.2, best_epoch=3, history=[], rng={})
-    config, model, progress = engine.read_meta(legacy, "old.npz")
+    config, model, progress = engine.config.read_meta(legacy, "old.npz")
     assert config.size == (32, 48) and config.class_weighting == "none" and progress["epoch"] == 4
 
 

@@ -121,7 +121,7 @@ def test_export_command_round_trip(tmp_path, capsys):
     ckpt = tmp_path / "best.npz"
     config = engine.RunConfig(mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
     progress = dict(epoch=3, best_miou=0.5, best_epoch=3, history=[], rng={})
-    checkpoint.save(str(ckpt), model.state_dict(), engine.checkpoint_meta(config, model.config, progress))
+    checkpoint.save(str(ckpt), model.state_dict(), engine.config.checkpoint_meta(config, model.config, progress))
     export.main([str(ckpt), str(tmp_path / "run.pt")])
     info = json.loads((tmp_path / "run.json").read_text())
     net = bridge.torch_model(info["model"])

@@ -34,7 +34,8 @@ from ..backend import array_module, resolve_device
 from ..cli import positive_int
 from ..functional import conv, scratch
 from ..interop.torch import torch_model
-from ..models import MODELS, DecoderVariant, SegNetBasic, build
+from ..models import MODELS, DecoderVariant, build
+from ..models.segnet_basic import unpooling_indices
 from ..optim import SGD
 from ..timing import synchronize, timeit
 from . import epoch
@@ -274,7 +275,7 @@ def decoder_storage(h=360, w=480):
     SegNet keeps one uint8 index per pooled value. An FCN-style decoder without dimension
     reduction adds the encoder's float32 map at each resolution it upsamples back to.
     """
-    indices, _ = SegNetBasic().kept_from_encoder(h, w)
+    indices = unpooling_indices(h, w)
     _, floats = DecoderVariant("fcn-basic-no-dim-reduction").kept_from_encoder(h, w)
     return indices, 4 * floats
 

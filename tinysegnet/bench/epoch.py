@@ -16,9 +16,10 @@ import numpy as np
 
 from .. import engine
 from ..data import transforms
-from ..data.camvid import VOID
+from ..data.camvid import CLASSES, VOID
 from ..data.split import Split
-from ..engine.inference import score_predictions, standardize
+from ..data.transforms import standardize
+from ..engine import score_predictions
 from ..interop.torch import require_torch, torch_model
 
 PROTOCOL = dict(size=(90, 120), batch_size=12)
@@ -42,7 +43,7 @@ def _torch_train_epoch(net, optimizer, split, config, rng, weights, torch):
         images, labels = split.images[index], split.labels[index]
         if config.flip:
             images, labels = transforms.random_flip(images, labels, rng)
-        x = torch.from_numpy(standardize(images, config))
+        x = torch.from_numpy(standardize(images, config.mean, config.std))
         y = torch.from_numpy(labels.astype(np.int64))
         loss = torch.nn.functional.cross_entropy(net(x), y, weight=weights, ignore_index=VOID,
                                                  reduction="sum") / (y != VOID).sum()
@@ -57,9 +58,9 @@ def _torch_evaluate(net, split, config, torch):
     predictions = []
     with torch.no_grad():
         for index in transforms.batches(len(split), config.batch_size):
-            logits = net(torch.from_numpy(standardize(split.images[index], config)))
+            logits = net(torch.from_numpy(standardize(split.images[index], config.mean, config.std)))
             predictions.append(logits.argmax(dim=1).numpy().astype(np.uint8))
-    return score_predictions(np.concatenate(predictions), split.labels)
+    return score_predictions(np.concatenate(predictions), split.labels, len(CLASSES))
 
 
 def _spin():
@@ -89,7 +90,7 @@ def measure(data_dir=None, model="segnet-basic", train_images=48, val_images=24,
             run.rng = np.random.default_rng(run.config.seed)
             times["ours"]["train"].append(_seconds(lambda: engine.train_epoch(run)))
             times["ours"]["val"].append(_seconds(lambda: engine.evaluate_split(
-                run.model, run.val_split, run.config, run.config.batch_size, run.device)))
+                run.model, run.val_split, run.config.mean, run.config.std, run.config.batch_size)))
             if vs_torch:
                 rng = np.random.default_rng(run.config.seed)
                 times["torch"]["train"].append(_seconds(lambda: _torch_train_epoch(

@@ -3,7 +3,6 @@
 import numpy as np
 
 
-
 def channel_stats(images):
     """Per-channel mean and standard deviation of uint8 images (N, H, W, 3), as float32 (3,)."""
     pixels = images.reshape(-1, images.shape[-1]).astype(np.float64)
@@ -11,8 +10,9 @@ def channel_stats(images):
 
 
 def standardize(images, mean, std):
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), each channel shifted and scaled."""
-    x = (images.astype(np.float32) - mean) / std
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), each channel shifted by ``mean`` (3,) and
+    scaled by ``std`` (3,): arrays or lists, such as a run config's."""
+    x = (images.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 

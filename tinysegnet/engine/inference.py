@@ -7,18 +7,13 @@ from PIL import Image
 from .. import checkpoint, nn
 from ..backend import to_device, to_numpy
 from ..data import camvid, transforms
-from ..data.camvid import CLASSES, VOID
+from ..data.transforms import standardize
+from ..data.camvid import VOID
 from ..data.synthetic import load_synthetic_split
 from ..functional import resize_scores, softmax
 from ..metrics import SegmentationScore
 from ..models import from_config
 from .config import read_meta
-
-
-def standardize(images, config):
-    """uint8 images (N, H, W, 3) -> standardised float32 (N, 3, H, W) with the run's statistics."""
-    return transforms.standardize(images, np.asarray(config.mean, np.float32),
-                                  np.asarray(config.std, np.float32))
 
 
 def monte_carlo_estimates(model, x, counts, seed=0):
@@ -61,106 +56,115 @@ def monte_carlo(model, x, samples, seed=0):
     return mean, uncertainty
 
 
-def monte_carlo_split(model, split, config, counts, batch_size=8, device="cpu", seed=0,
-                      full_res_split=None):
+def _inputs(model, images, mean, std):
+    """uint8 images (B, H, W, 3) standardised, in the model's dtype, on its device: (B, 3, H, W)."""
+    return to_device(standardize(images, mean, std).astype(model.dtype, copy=False), model.device)
+
+
+def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, full_res=None):
     """{n: (class ids (N, H, W) uint8, uncertainty (N, H, W) float32)} on the host for every
     image of ``split`` and each sample count n in ``counts``: the argmax of the mean
-    probabilities and their uncertainty (both resized bilinearly to ``full_res_split``'s
-    size when given). Batch b draws its masks from seed (seed, b), so the result depends on
+    probabilities and their uncertainty (both resized bilinearly to ``full_res``'s size, the
+    same images at their own size, when given). ``mean``/``std`` (3,) standardise the inputs
+    (a run config's). Batch b draws its masks from seed (seed, b), so the result depends on
     the seed and the batch size alone."""
     out = {n: ([], []) for n in counts}
     for b, index in enumerate(transforms.batches(len(split), batch_size)):
-        x = to_device(standardize(split.images[index], config), device)
+        x = _inputs(model, split.images[index], mean, std)
         batch_seed = int(np.random.SeedSequence([seed, b]).generate_state(1)[0])
-        for n, mean, uncertainty in monte_carlo_estimates(model, x, counts, batch_seed):
-            if full_res_split is not None:
-                mean = resize_scores(mean, full_res_split.size)
-                uncertainty = resize_scores(uncertainty[:, None], full_res_split.size)[:, 0]
-            out[n][0].append(to_numpy(mean.argmax(axis=1)).astype(np.uint8))
+        for n, probs, uncertainty in monte_carlo_estimates(model, x, counts, batch_seed):
+            if full_res is not None:
+                probs = resize_scores(probs, full_res.size)
+                uncertainty = resize_scores(uncertainty[:, None], full_res.size)[:, 0]
+            out[n][0].append(to_numpy(probs.argmax(axis=1)).astype(np.uint8))
             out[n][1].append(to_numpy(uncertainty).astype(np.float32))
     return {n: (np.concatenate(ids), np.concatenate(u)) for n, (ids, u) in out.items()}
 
 
-def predict_split(model, split, config, batch_size=8, device="cpu", full_res_split=None):
-    """Class ids (N, H, W) uint8 for every image of ``split``, in eval mode.
+def predict_split(model, split, mean, std, batch_size=8, full_res=None):
+    """Class ids (N, H, W) uint8 for every image of ``split``, in eval mode, on the model's
+    device; ``mean``/``std`` (3,) standardise the inputs.
 
-    With ``full_res_split`` (the same images at their own size) the class scores are
-    resized bilinearly to that size before the argmax.
+    With ``full_res`` (the same images at their own size) the class scores are resized
+    bilinearly to that size before the argmax.
     """
     model.eval()
     out = []
     for index in transforms.batches(len(split), batch_size):
-        logits = model.forward(to_device(standardize(split.images[index], config), device))
-        if full_res_split is not None:
-            logits = resize_scores(logits, full_res_split.size)
+        logits = model.forward(_inputs(model, split.images[index], mean, std))
+        if full_res is not None:
+            logits = resize_scores(logits, full_res.size)
         out.append(to_numpy(logits.argmax(axis=1)).astype(np.uint8))
     return np.concatenate(out)
 
 
-def score_predictions(predictions, labels, boundary_f1=False, n_classes=len(CLASSES)):
+def score_predictions(predictions, labels, n_classes, void=VOID, boundary_f1=False):
     """The scores dict of ``tinysegnet.metrics`` (G, C, mIoU, per-class accuracy and IoU, BF
-    when asked) over one confusion matrix for the whole split."""
-    score = SegmentationScore(n_classes, VOID, boundary_f1)
+    when asked) over one confusion matrix for the whole split; pixels labelled ``void``
+    are not scored."""
+    score = SegmentationScore(n_classes, void, boundary_f1)
     score.update(predictions, labels)
     return score.result()
 
 
-def evaluate_split(model, split, config, batch_size=8, device="cpu", boundary_f1=False,
-                   full_res_split=None, n_classes=len(CLASSES), samples=0, seed=0):
+def evaluate_split(model, split, mean, std, batch_size=8, boundary_f1=False, full_res=None,
+                   samples=0, seed=0, void=VOID):
     """(scores, predictions): :func:`score_predictions` of the model's class ids for the
-    split; with ``samples`` > 0, of the Monte Carlo dropout estimate from that many passes."""
+    split (over the model's classes); with ``samples`` > 0, of the Monte Carlo dropout
+    estimate from that many passes (masks from ``seed``)."""
     if samples:
-        predictions = monte_carlo_split(model, split, config, [samples], batch_size, device, seed,
-                                        full_res_split)[samples][0]
+        predictions = monte_carlo_split(model, split, mean, std, [samples], batch_size, seed,
+                                        full_res)[samples][0]
     else:
-        predictions = predict_split(model, split, config, batch_size, device, full_res_split)
-    labels = (full_res_split if full_res_split is not None else split).labels
-    return score_predictions(predictions, labels, boundary_f1, n_classes), predictions
+        predictions = predict_split(model, split, mean, std, batch_size, full_res)
+    labels = (full_res if full_res is not None else split).labels
+    scores = score_predictions(predictions, labels, model.config["n_classes"], void, boundary_f1)
+    return scores, predictions
 
 
-def _network_input(image, config, device):
-    """One RGB uint8 image (H, W, 3) as the network's input (1, 3, h, w) at the run's size."""
-    small = np.asarray(Image.fromarray(image).resize(tuple(config.size)[::-1], Image.BILINEAR))
-    return to_device(standardize(small[None], config), device)
+def _network_input(model, image, mean, std, size):
+    """One RGB uint8 image (H, W, 3) as the network's input (1, 3, h, w) at ``size`` (h, w)."""
+    small = np.asarray(Image.fromarray(image).resize(tuple(size)[::-1], Image.BILINEAR))
+    return _inputs(model, small[None], mean, std)
 
 
-def predict(model, image, config, device="cpu"):
-    """Class ids (H, W) uint8 for one RGB uint8 image (H, W, 3) of any size: resized to the
-    run's size for the network, the class scores resized back to the image's."""
-    logits = model.eval().forward(_network_input(image, config, device))
+def predict(model, image, mean, std, size):
+    """Class ids (H, W) uint8 for one RGB uint8 image (H, W, 3) of any size: resized to
+    ``size`` (h, w, the run's) for the network, the class scores resized back to the image's."""
+    logits = model.eval().forward(_network_input(model, image, mean, std, size))
     logits = resize_scores(logits, image.shape[:2])
     return to_numpy(logits.argmax(axis=1)[0]).astype(np.uint8)
 
 
-def predict_monte_carlo(model, image, config, samples, device="cpu", seed=0):
+def predict_monte_carlo(model, image, mean, std, size, samples, seed=0):
     """(class ids (H, W) uint8, uncertainty (H, W) float32) for one image of any size, from
     ``samples`` Monte Carlo dropout passes (:func:`monte_carlo`), resized to the image's size."""
-    mean, uncertainty = monte_carlo(model, _network_input(image, config, device), samples, seed)
-    size = image.shape[:2]
-    ids = resize_scores(mean, size).argmax(axis=1)[0]
-    uncertainty = resize_scores(uncertainty[:, None], size)[0, 0]
+    probs, uncertainty = monte_carlo(model, _network_input(model, image, mean, std, size), samples, seed)
+    shape = image.shape[:2]
+    ids = resize_scores(probs, shape).argmax(axis=1)[0]
+    uncertainty = resize_scores(uncertainty[:, None], shape)[0, 0]
     return to_numpy(ids).astype(np.uint8), to_numpy(uncertainty).astype(np.float32)
 
 
-def recompute_bn_statistics(model, split, config, batch_size=8, device="cpu"):
+def recompute_bn_statistics(model, split, mean, std, batch_size=8, seed=0):
     """Replace every batch norm's running statistics by their average over ``split``.
 
     SegNet-Tutorial's ``Scripts/compute_bn_statistics.py``: after training, run the training
     set through the network with batch statistics and keep their mean (momentum 1/(t+1) at
     batch t is a running average). The running variance is the average of unbiased batch
-    variances.
+    variances. Dropout draws its masks from ``seed`` (the run's).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [bn.momentum for bn in norms]
     model.train()
     # Dropout draws as in training (the statistics are the training network's, as in
-    # SegNet-Tutorial, whose script runs the training net), from the run's seed.
-    nn.seed_dropout(model, config.seed)
+    # SegNet-Tutorial, whose script runs the training net).
+    nn.seed_dropout(model, seed)
     try:
         for t, index in enumerate(transforms.batches(len(split), batch_size)):
             for bn in norms:
                 bn.momentum = 1.0 / (t + 1)
-            model.forward(to_device(standardize(split.images[index], config), device))
+            model.forward(_inputs(model, split.images[index], mean, std))
     finally:
         for bn, momentum in zip(norms, saved):
             bn.momentum = momentum

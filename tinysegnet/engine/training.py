@@ -21,12 +21,14 @@ from .. import functional as F
 from ..backend import resolve_device, to_device, xp_of
 from ..data import camvid, synthetic, transforms
 from ..data.camvid import CLASSES, VOID
-from ..errors import DataError, Misuse, UserError
+from ..errors import DataError, UserError
 from ..files import strict_json, write_text
 from ..models import build, from_config
 from ..optim import SGD
 from .config import checkpoint_meta, read_meta
-from .inference import evaluate_split, recompute_bn_statistics, standardize
+from .folders import saved_progress
+from ..data.transforms import standardize
+from .inference import evaluate_split, recompute_bn_statistics
 
 
 class Diverged(UserError, RuntimeError):
@@ -46,49 +48,6 @@ class Interrupted(Exception):
     def __init__(self, checkpoint_path, epoch):
         super().__init__(f"interrupted in epoch {epoch}")
         self.checkpoint, self.epoch = checkpoint_path, epoch
-
-
-class RunFolderError(Misuse, ValueError):
-    """A run folder that would lose work if written to (one line)."""
-
-
-RUN_FILES = ("last.npz", "best.npz", "metrics.jsonl", "curves.png", "predictions.png")
-
-
-def check_new_run_folder(out_dir, overwrite=False):
-    """Before a new run writes to ``out_dir``: refuse a folder that holds a run, unless
-    ``overwrite``, in which case that run's files are removed (so two histories never mix)."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise RunFolderError(f"{out_dir} is a file, not a folder")
-    folders = [f for f in RUN_FILES if os.path.isdir(os.path.join(out_dir, f))]
-    if folders:
-        raise RunFolderError(f"{os.path.join(out_dir, folders[0])} is a folder where a run writes "
-                             f"a file: move it, or choose another folder")
-    held = [f for f in RUN_FILES if os.path.exists(os.path.join(out_dir, f))]
-    if held and not overwrite:
-        raise RunFolderError(f"{out_dir} already holds a run ({', '.join(held)}): choose another "
-                             f"folder, continue it with --resume {os.path.join(out_dir, 'last.npz')}, "
-                             f"or replace it with --overwrite")
-    for f in held:
-        os.remove(os.path.join(out_dir, f))
-
-
-def check_resume_folder(path, out_dir, overwrite=False):
-    """Before resuming checkpoint ``path`` into ``out_dir``: never overwrite a later epoch
-    (resuming best.npz where last.npz is further on), nor another run's folder.
-    Returns the checkpoint's (RunConfig, epoch), read once here."""
-    config, _, progress = read_meta(checkpoint.load_meta(path), path)
-    epoch = progress["epoch"]
-    last = os.path.join(out_dir, "last.npz")
-    same_folder = os.path.samefile(os.path.dirname(os.path.abspath(path)), out_dir) if os.path.isdir(out_dir) else False
-    if same_folder and os.path.exists(last) and not os.path.samefile(last, path):
-        later = read_meta(checkpoint.load_meta(last), last)[2]["epoch"]
-        if later > epoch and not overwrite:
-            raise RunFolderError(f"{path} is epoch {epoch} but {last} holds epoch {later}: resume "
-                                 f"from {last}, or branch from epoch {epoch} with --out NEW_FOLDER")
-    elif not same_folder:
-        check_new_run_folder(out_dir, overwrite)
-    return config, epoch
 
 
 @dataclasses.dataclass
@@ -201,7 +160,7 @@ def train_epoch(run, on_batch=None):
         if config.flip:
             images, labels = transforms.random_flip(images, labels, run.rng)
         F.check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
-        x = to_device(standardize(images, config), run.device)
+        x = to_device(standardize(images, config.mean, config.std), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
         try:
             loss = train_step(model, run.optimizer, x, y, weights)
@@ -253,7 +212,7 @@ def _saved_epoch(run):
     path = os.path.join(run.out_dir, "last.npz")
     if not os.path.exists(path):
         return None, 1
-    return path, read_meta(checkpoint.load_meta(path), path)[2]["epoch"] + 1
+    return path, saved_progress(path)["epoch"] + 1
 
 
 def _last_good(run):
@@ -286,8 +245,7 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
             except FloatingPointError as e:
                 raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
             _check_finite(run, epoch)
-            (scores, predictions), val_seconds = _timed(lambda: evaluate_split(
-                run.model, run.val_split, run.config, run.config.batch_size, run.device))
+            (scores, predictions), val_seconds = _timed(lambda: _validate(run))
             record = dict(epoch=epoch, loss=loss, seconds=seconds, val_seconds=val_seconds,
                           G=scores["G"], C=scores["C"], mIoU=scores["mIoU"], class_iou=scores["class_iou"])
             progress["epoch"] = epoch
@@ -317,48 +275,32 @@ def _recompute_bn_in_checkpoints(run):
     checkpoint rewritten says so (``progress.bn_recomputed``), so a run of this interrupted
     anywhere is finished by running it again, and none is recomputed twice."""
     if not run.progress.get("bn_recomputed"):
-        recompute_bn_statistics(run.model, run.train_split, run.config, run.config.batch_size, run.device)
+        _recompute_bn(run)
         run.progress["bn_recomputed"] = True
         save(run, "last.npz")
     best = os.path.join(run.out_dir, "best.npz")
-    if os.path.exists(best) and not _meta(best)[2].get("bn_recomputed"):
+    if os.path.exists(best) and not saved_progress(best).get("bn_recomputed"):
         best_run = restore(best, run.out_dir, device=run.device)
-        recompute_bn_statistics(best_run.model, best_run.train_split, best_run.config,
-                                best_run.config.batch_size, best_run.device)
+        _recompute_bn(best_run)
         best_run.progress["bn_recomputed"] = True
         save(best_run, "best.npz")
 
 
-def _meta(path):
-    return read_meta(checkpoint.load_meta(path), path)
+def _validate(run):
+    config = run.config
+    return evaluate_split(run.model, run.val_split, config.mean, config.std, config.batch_size)
 
 
-def unfinished(out_dir, epoch, recompute_bn=False):
-    """What a run whose last.npz holds ``epoch`` is missing of that epoch's end (a process
-    killed after last.npz was written): the files, and the batch-norm recomputation when
-    asked for and not done in every checkpoint. Empty when the run is whole."""
-    missing = []
-    metrics = os.path.join(out_dir, "metrics.jsonl")
-    try:
-        with open(metrics) as f:
-            if sum(1 for line in f if line.strip()) != epoch:
-                missing.append("metrics.jsonl")
-    except (FileNotFoundError, IsADirectoryError):
-        missing.append("metrics.jsonl")
-    missing += [name for name in ("curves.png", "predictions.png")
-                if not os.path.isfile(os.path.join(out_dir, name))]
-    if recompute_bn:
-        saved = [n for n in ("last.npz", "best.npz") if os.path.exists(os.path.join(out_dir, n))]
-        if any(not _meta(os.path.join(out_dir, n))[2].get("bn_recomputed") for n in saved):
-            missing.append("batch-norm recomputation")
-    return missing
+def _recompute_bn(run):
+    config = run.config
+    recompute_bn_statistics(run.model, run.train_split, config.mean, config.std, config.batch_size, config.seed)
 
 
 def finish(run, recompute_bn=False):
     """Write what :func:`unfinished` found missing of the run's last saved epoch: the history,
     the pictures (from a fresh validation pass) and, if asked, the batch-norm recomputation."""
     _write_metrics(run)
-    _, predictions = evaluate_split(run.model, run.val_split, run.config, run.config.batch_size, run.device)
+    _, predictions = _validate(run)
     _write_pictures(run, predictions)
     if recompute_bn:
         _recompute_bn_in_checkpoints(run)

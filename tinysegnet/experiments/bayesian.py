@@ -86,14 +86,14 @@ def measure(runs, data_dir, samples, seed, device, batch_size=8):
     bayes, config, progress = engine.load_run(os.path.join(runs[1], "last.npz"), device)
     split, _ = engine.load_eval_data(config, "val", data_dir)
     size = tuple(config.size)
-    rows = {"SegNet-Basic": _scores(engine.evaluate_split(plain, split, plain_config, batch_size, device,
-                                                          boundary_f1=True)[0]),
+    rows = {"SegNet-Basic": _scores(engine.evaluate_split(
+                plain, split, plain_config.mean, plain_config.std, batch_size, boundary_f1=True)[0]),
             "Bayesian SegNet-Basic, weight averaging": _scores(engine.evaluate_split(
-                bayes, split, config, batch_size, device, boundary_f1=True)[0])}
-    estimates = engine.monte_carlo_split(bayes, split, config, samples, batch_size, device, seed)
+                bayes, split, config.mean, config.std, batch_size, boundary_f1=True)[0])}
+    estimates = engine.monte_carlo_split(bayes, split, config.mean, config.std, samples, batch_size, seed)
     for n in samples:
         rows[f"Bayesian SegNet-Basic, Monte Carlo N = {n}"] = _scores(engine.score_predictions(
-            estimates[n][0], split.labels, boundary_f1=True))
+            estimates[n][0], split.labels, bayes.config["n_classes"], boundary_f1=True))
     predictions, uncertainty = estimates[max(samples)]
     times = {"SegNet-Basic": inference_ms(plain, size, device),
              "weight averaging": inference_ms(bayes, size, device)}

@@ -9,6 +9,7 @@ import numpy as np
 from .. import checkpoint, cli, engine
 from ..backend import array_module, to_device
 from ..cli import positive_int
+from ..engine.config import DEFAULTS, read_meta
 from ..files import hold_folder
 from ..timing import timeit
 
@@ -41,9 +42,9 @@ def trained(run_dir, model_name, args, **overrides):
     path = os.path.join(run_dir, "last.npz")
     if not os.path.exists(path):
         return False
-    config, _, progress = engine.read_meta(checkpoint.load_meta(path), path)
+    config, _, progress = read_meta(checkpoint.load_meta(path), path)
     data = os.path.abspath(args.data_dir) if args.data_dir else None
-    size = args.size or engine.DEFAULTS["camvid" if args.data_dir else "synthetic"]["size"]
+    size = args.size or DEFAULTS["camvid" if args.data_dir else "synthetic"]["size"]
     wanted = dict(model=model_name, data_dir=data, size=tuple(size), batch_size=args.batch_size, **overrides)
     for key, value in wanted.items():
         found = tuple(getattr(config, key)) if key == "size" else getattr(config, key)

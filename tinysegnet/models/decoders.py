@@ -35,8 +35,8 @@ import numpy as np
 from .. import functional as F
 from .. import nn
 from ..functional.pooling import pooled_size
-from .base import BN_SHIFT_INIT, EncoderDecoder
-from .segnet_basic import DEPTH, SegNetBasic
+from .base import BN_SHIFT_INIT, SegmentationModel
+from .segnet_basic import DEPTH, unpooling_indices
 
 VARIANTS = ("bilinear", "segnet-basic-encoder-addition", "segnet-basic-single-channel-decoder",
             "fcn-basic", "fcn-basic-no-addition", "fcn-basic-no-dim-reduction",
@@ -44,10 +44,10 @@ VARIANTS = ("bilinear", "segnet-basic-encoder-addition", "segnet-basic-single-ch
 
 
 class Stage(nn.Module):
-    """A decoder stage: ``forward(x, skip)`` with the encoder map of the size it restores
-    (used only by stages that add it), ``backward(d) -> (dx, dskip or None)``, and
-    ``kept(h, w)``: what it keeps from the encoder for an h x w encoder map, as
-    (pooling indices, float values)."""
+    """A decoder stage, which (unlike a layer's ``forward(x)``) takes two inputs:
+    ``decode(x, skip)`` with the encoder map of the size it restores (used only by stages
+    that add it), ``decode_backward(d) -> (dx, dskip or None)``, and ``kept(h, w)``: what it
+    keeps from the encoder for an h x w encoder map, as (pooling indices, float values)."""
 
     adds = False
 
@@ -66,11 +66,11 @@ class UnpoolStage(Stage):
         self.body = nn.Sequential(conv, nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT))
         self.adds, self.width = add_encoder, width
 
-    def forward(self, x, skip):
+    def decode(self, x, skip):
         x = self.body.forward(self.up.forward(x))
         return F.add_forward(x, skip)[0] if self.adds else x
 
-    def backward(self, d):
+    def decode_backward(self, d):
         dskip = F.add_backward(d)[1] if self.adds else None
         return self.up.backward(self.body.backward(d)), dskip
 
@@ -88,10 +88,10 @@ class BilinearStage(Stage):
         self.body = nn.Sequential(nn.Conv2d(width, width, kernel, bias=False, rng=rng),
                                   nn.BatchNorm2d(width, beta_init=BN_SHIFT_INIT))
 
-    def forward(self, x, skip):
+    def decode(self, x, skip):
         return self.body.forward(self.up.forward(x))
 
-    def backward(self, d):
+    def decode_backward(self, d):
         return self.up.backward(self.body.backward(d)), None
 
 
@@ -111,13 +111,13 @@ class FCNStage(Stage):
                        if add_encoder and reduce_from else None)
         self.norm = nn.BatchNorm2d(channels, beta_init=BN_SHIFT_INIT)
 
-    def forward(self, x, skip):
+    def decode(self, x, skip):
         x = self.up.forward(x)
         if self.adds:
             x = F.add_forward(x, self.reduce.forward(skip) if self.reduce else skip)[0]
         return self.norm.forward(x)
 
-    def backward(self, d):
+    def decode_backward(self, d):
         d = self.norm.backward(d)
         dskip = None
         if self.adds:
@@ -130,8 +130,10 @@ class FCNStage(Stage):
         return 0, (self.channels * h * w if self.adds else 0)
 
 
-class DecoderVariant(EncoderDecoder):
-    """SegNet-Basic's encoder with one of the decoders in :data:`VARIANTS`."""
+class DecoderVariant(SegmentationModel):
+    """SegNet-Basic's encoder with one of the decoders in :data:`VARIANTS`: the decoder stages
+    take the encoder's maps, so the passes are written out here rather than as
+    encoder -> decoder -> classifier."""
 
     def __init__(self, variant, n_classes=11, in_channels=3, width=64, kernel=7, seed=0):
         super().__init__()
@@ -175,14 +177,14 @@ class DecoderVariant(EncoderDecoder):
         if self.top is not None:
             x = self.top.forward(x)
         for stage, skip in zip(self.ups, reversed(features)):
-            x = stage.forward(x, skip)
+            x = stage.decode(x, skip)
         return self.classifier.forward(x)
 
     def backward(self, dlogits):
         d = self.classifier.backward(dlogits)
         skip_grads = []
         for stage in reversed(self.ups):
-            d, dskip = stage.backward(d)
+            d, dskip = stage.decode_backward(d)
             skip_grads.append(dskip)  # shallowest first, as the encoder stages go
         if self.top is not None:
             d = self.top.backward(d)
@@ -208,5 +210,5 @@ def storage_multiplier(model, size):
     """Table 1's storage multiplier: bits kept from the encoder (indices at 2, float maps at 32)
     over SegNet-Basic's."""
     indices, floats = model.kept_from_encoder(*size)
-    reference, _ = SegNetBasic().kept_from_encoder(*size)
+    reference = unpooling_indices(*size)
     return (2 * indices + 32 * floats) / (2 * reference)

@@ -18,6 +18,16 @@ from .base import BN_SHIFT_INIT, EncoderDecoder
 DEPTH = 4
 
 
+def unpooling_indices(h, w, width=64):
+    """How many pooling indices SegNet-Basic (``width`` channels) keeps for one h x w image:
+    one per pooled value of its DEPTH ceil-mode poolings."""
+    indices = 0
+    for _ in range(DEPTH):
+        h, w = pooled_size(h, w)
+        indices += width * h * w
+    return indices
+
+
 class SegNetBasic(EncoderDecoder):
     name = "segnet-basic"
     dropout = 0.0  # drop probability after the DROPOUT_DEPTH deepest encoders and decoders
@@ -51,11 +61,7 @@ class SegNetBasic(EncoderDecoder):
     def kept_from_encoder(self, h, w):
         """What the decoder keeps from the encoder for one h x w image, as counts of values:
         ``(pooling indices, float feature-map values)`` = (one per pooled value, 0)."""
-        indices = 0
-        for _ in range(DEPTH):
-            h, w = pooled_size(h, w)
-            indices += self.config["width"] * h * w
-        return indices, 0
+        return unpooling_indices(h, w, self.config["width"]), 0
 
 
 class BayesianSegNetBasic(SegNetBasic):
