@@ -34,8 +34,12 @@ def _finish(out):
 
 
 def _without_seconds(progress):
-    return dict(progress, history=[{k: v for k, v in r.items() if not k.endswith("seconds")}
-                                   for r in progress["history"]])
+    return dict(progress, history=[_untimed(r) for r in progress["history"]])
+
+
+def _untimed(record):
+    """An epoch's record without what the clock says (its durations and when it finished)."""
+    return {k: v for k, v in record.items() if not k.endswith("seconds") and k != "finished"}
 
 
 def assert_same_run(a, b):
@@ -47,8 +51,7 @@ def assert_same_run(a, b):
         for key in oa:
             np.testing.assert_array_equal(oa[key], ob[key], err_msg=f"{name} {key}")
         assert _without_seconds(meta_a["progress"]) == _without_seconds(meta_b["progress"])
-    lines = [[{k: v for k, v in json.loads(line).items() if not k.endswith("seconds")}
-              for line in open(os.path.join(d, "metrics.jsonl"))]
+    lines = [[_untimed(json.loads(line)) for line in open(os.path.join(d, "metrics.jsonl"))]
              for d in (a, b)]
     assert lines[0] == lines[1]
     assert not [f for f in os.listdir(b) if f.startswith(".tmp-")]  # no temporary left behind
@@ -95,10 +98,10 @@ def test_inside_a_checkpoint_write(tiny_set, straight, tmp_path, monkeypatch, nt
 def test_while_the_pictures_are_drawn(tiny_set, straight, tmp_path, monkeypatch):
     real = viz.training_curves
 
-    def curves(history, path):
+    def curves(history, path, best_epoch):
         if len(history) == 2:
             raise KeyboardInterrupt
-        return real(history, path)
+        return real(history, path, best_epoch)
     monkeypatch.setattr(viz, "training_curves", curves)
     with pytest.raises(engine.Interrupted) as e:
         engine.fit(engine.start(_config(tiny_set), str(tmp_path)))
@@ -134,12 +137,13 @@ def test_a_run_killed_after_its_final_checkpoint_is_finished_by_resuming_it(stra
     from tinysegnet import train
     out = tmp_path / "killed"
     shutil.copytree(straight, out)
-    history = (out / "metrics.jsonl").read_text()
-    for name in ("metrics.jsonl", "curves.png", "predictions.png"):
+    history, table = (out / "metrics.jsonl").read_text(), (out / "metrics.csv").read_text()
+    for name in ("metrics.jsonl", "metrics.csv", "curves.png", "predictions.png"):
         (out / name).unlink()
-    assert engine.folders.unfinished(str(out), EPOCHS) == ["metrics.jsonl", "curves.png", "predictions.png"]
+    assert engine.folders.unfinished(str(out), EPOCHS) == ["metrics.jsonl", "metrics.csv", "curves.png",
+                                                           "predictions.png"]
     train.main(["--resume", str(out / "last.npz"), "--epochs", str(EPOCHS), "--quiet", "--device", "cpu"])
-    assert (out / "metrics.jsonl").read_text() == history
+    assert (out / "metrics.jsonl").read_text() == history and (out / "metrics.csv").read_text() == table
     assert (out / "curves.png").is_file() and (out / "predictions.png").is_file()
     assert engine.folders.unfinished(str(out), EPOCHS) == []
     with pytest.raises(SystemExit) as e:  # a whole run: nothing to finish, as before

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from tinysegnet import checkpoint, evaluate, predict, train
+from tinysegnet import checkpoint, engine, evaluate, predict, train, viz
+from tinysegnet.data import CLASSES
 
 
 def _train(tiny_set, out, *extra):
@@ -23,11 +24,18 @@ def run_dir(tiny_set, tmp_path_factory):
 
 
 def test_run_folder_contents(run_dir, capsys):
-    assert sorted(os.listdir(run_dir)) == [".lock", "best.npz", "curves.png", "last.npz", "metrics.jsonl",
-                                           "predictions.png"]  # .lock: the PID of the run's process
+    assert sorted(os.listdir(run_dir)) == [".lock", "best.npz", "curves.png", "last.npz", "metrics.csv",
+                                           "metrics.jsonl", "predictions.png"]  # .lock: the run's PID
     lines = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
     assert [r["epoch"] for r in lines] == [1, 2]
-    assert all(0 <= r["mIoU"] <= 1 and r["loss"] > 0 for r in lines)
+    assert all(0 <= r["mIoU"] <= 1 and r["loss"] > 0 and r["val_loss"] > 0 and r["lr"] == 0.1 for r in lines)
+    assert all(list(r["class_iou"]) == list(CLASSES) for r in lines)
+    assert all(r["total_seconds"] >= r["seconds"] + r["val_seconds"] for r in lines)
+    assert lines[0]["finished"] <= lines[1]["finished"]  # ISO times, in order
+    table = (run_dir / "metrics.csv").read_text().splitlines()
+    assert table[0].split(",")[:6] == ["epoch", "loss", "val_loss", "G", "C", "mIoU"] and len(table) == 3
+    assert [float(v) for v in table[2].split(",")[3:6]] == pytest.approx(
+        [lines[1][k] for k in ("G", "C", "mIoU")], rel=1e-5)
     _, optim, meta = checkpoint.load(str(run_dir / "last.npz"))
     assert meta["progress"]["epoch"] == 2 and meta["model"]["name"] == "segnet-basic" and optim
 
@@ -71,11 +79,66 @@ def test_evaluate_prints_and_writes_json(run_dir, tiny_set, tmp_path, capsys):
     assert "mIoU" in printed and "BF" in printed and "Bicyclist" in printed
     scores = json.loads(out.read_text())
     assert set(scores) >= {"G", "C", "mIoU", "BF", "class_iou"} and 0 <= scores["BF"] <= 1
+    # what was scored, said with the scores
+    assert scores["checkpoint"] == str(run_dir / "best.npz") and scores["split"] == "val"
+    assert scores["size"] == [32, 48] and scores["full_res"] and scores["classes"] == list(CLASSES)
+    assert scores["samples"] == 0 and scores["void"] == 11 and scores["images"] == 3
+    confusion = np.array(scores["confusion"])
+    assert confusion.shape == (11, 11) and confusion.sum() > 0
+    assert scores["G"] == pytest.approx(np.trace(confusion) / confusion.sum())
 
 
-def test_evaluate_after_recomputing_bn(run_dir, tiny_set, capsys):
-    evaluate.main([str(run_dir / "last.npz"), "--data-dir", tiny_set, "--recompute-bn"])
-    assert "G " in capsys.readouterr().out
+def test_evaluate_draws_the_confusion_matrix(run_dir, tiny_set, tmp_path):
+    from PIL import Image
+    evaluate.main([str(run_dir / "best.npz"), "--data-dir", tiny_set, "--confusion", str(tmp_path / "c.png")])
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.size[0] > 400 and im.size[1] > 400
+    with pytest.raises(SystemExit) as e:  # never over an existing file unless asked
+        evaluate.main([str(run_dir / "best.npz"), "--data-dir", tiny_set, "--confusion", str(tmp_path / "c.png")])
+    assert e.value.code == 2
+
+
+def test_evaluate_after_recomputing_bn(run_dir, tiny_set, tmp_path):
+    """The scores are those of the model whose statistics were recomputed over the training split."""
+    evaluate.main([str(run_dir / "last.npz"), "--data-dir", tiny_set, "--recompute-bn",
+                   "--json", str(tmp_path / "r.json")])
+    evaluate.main([str(run_dir / "last.npz"), "--data-dir", tiny_set, "--json", str(tmp_path / "plain.json")])
+    recomputed, plain = (json.loads((tmp_path / n).read_text()) for n in ("r.json", "plain.json"))
+    assert recomputed["recompute_bn"] and not plain["recompute_bn"]
+    model, config, _ = engine.load_run(str(run_dir / "last.npz"))
+    train_split, _ = engine.load_eval_data(config, "train", tiny_set)
+    val, _ = engine.load_eval_data(config, "val", tiny_set)
+    engine.recompute_bn_statistics(model, train_split, config.mean, config.std, 8, config.seed)
+    expected, _ = engine.evaluate_split(model, val, config.mean, config.std, 8)
+    assert recomputed["confusion"] == expected["confusion"] and recomputed["confusion"] != plain["confusion"]
+
+
+def test_tensorboard_log_holds_every_epoch(tiny_set, tmp_path):
+    import struct
+    from tensorboardX.proto import event_pb2
+    _train(tiny_set, tmp_path / "tb", "--epochs", "2", "--tensorboard")
+    folder = tmp_path / "tb" / "tensorboard"
+    scalars = {}
+    for name in os.listdir(folder):  # TFRecords: length (u64), its CRC, the event, its CRC
+        data = (folder / name).read_bytes()
+        while data:
+            (length,) = struct.unpack("<Q", data[:8])
+            event = event_pb2.Event.FromString(data[12:12 + length])
+            data = data[16 + length:]
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    lines = [json.loads(line) for line in open(tmp_path / "tb" / "metrics.jsonl")]
+    for record in lines:
+        assert scalars["val/mIoU"][record["epoch"]] == pytest.approx(record["mIoU"], rel=1e-6)
+        assert scalars["loss/val"][record["epoch"]] == pytest.approx(record["val_loss"], rel=1e-6)
+    assert "val_iou/Sky" in scalars and set(scalars["lr"]) == {1, 2}
+    for name in engine.folders.RUN_FILES:  # the run gone, its events left behind
+        (tmp_path / "tb" / name).unlink()
+    with pytest.raises(SystemExit) as e:  # a new run never mixes its events with another's
+        _train(tiny_set, tmp_path / "tb", "--epochs", "1", "--tensorboard")
+    assert e.value.code == 2
+    _train(tiny_set, tmp_path / "tb", "--epochs", "1", "--tensorboard", "--overwrite")
+    assert len(os.listdir(folder)) == 1
 
 
 def test_evaluate_refuses_a_bad_checkpoint(tmp_path, capsys):
@@ -88,10 +151,18 @@ def test_evaluate_refuses_a_bad_checkpoint(tmp_path, capsys):
 
 def test_predict_writes_label_maps_at_image_size(run_dir, tiny_set, tmp_path, capsys):
     from PIL import Image
-    predict.main([str(run_dir / "best.npz"), os.path.join(tiny_set, "val"), "--out", str(tmp_path)])
+    predict.main([str(run_dir / "best.npz"), os.path.join(tiny_set, "val"), "--out", str(tmp_path),
+                  "--format", "both"])
     written = sorted(os.listdir(tmp_path))
-    assert written[:2] == ["val_0000_labels.png", "val_0000_overlay.png"] and len(written) == 6
-    assert Image.open(tmp_path / "val_0000_labels.png").size == (48, 32)
+    assert written[:3] == ["val_0000_ids.png", "val_0000_labels.png", "val_0000_overlay.png"] and len(written) == 9
+    with Image.open(tmp_path / "val_0000_ids.png") as im:  # class ids at the image's own size
+        assert im.size == (48, 32) and im.mode == "L"
+        ids = np.asarray(im)
+    assert ids.max() < 11
+    with Image.open(tmp_path / "val_0000_labels.png") as im:  # enlarged 12x (32 -> 384), legend below
+        labels = np.asarray(im.convert("RGB"))
+    assert labels.shape[1] == 48 * 12 and labels.shape[0] > 32 * 12
+    np.testing.assert_array_equal(labels[:384:12, ::12], viz.colorize(ids))
     with pytest.raises(SystemExit) as e:
         predict.main([str(run_dir / "best.npz"), str(tmp_path / "missing.png"), "--out", str(tmp_path)])
     assert e.value.code == 1 and re.search("predict: .*no such file", capsys.readouterr().err)

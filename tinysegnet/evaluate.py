@@ -9,14 +9,17 @@ of its single pass with dropout off ("weight averaging").
 """
 
 import os
+import sys
 
 import numpy as np
+from tqdm import tqdm
 
 from . import cli, engine
 from .backend import resolve_device
 from .cli import non_negative_int, positive_int
-from .data.camvid import CLASSES
+from .data.camvid import CLASSES, VOID
 from .files import strict_json, write_text
+from .viz import confusion_picture
 
 
 def format_scores(result, class_names=CLASSES):
@@ -42,8 +45,11 @@ def main(argv=None):
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"),
                    help="with --full-res: the size to score at when the split's images differ in size")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--json", help="also write the scores to this JSON file")
-    p.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
+    p.add_argument("--json", help="also write the scores to this JSON file, with what was scored "
+                                  "(checkpoint, split, size, classes, samples) and the confusion matrix")
+    p.add_argument("--confusion", metavar="FILE.png",
+                   help="also draw the confusion matrix (rows normalised, class names) to this PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace the --json or --confusion file if it exists")
     p.add_argument("--samples", type=positive_int,
                    help="Monte Carlo dropout passes per image (Bayesian models)")
     p.add_argument("--seed", type=non_negative_int, default=0,
@@ -56,7 +62,8 @@ def main(argv=None):
 
 def _evaluate(args):
     run_folder = os.path.dirname(os.path.abspath(args.checkpoint))  # before the scoring, not after it
-    cli.check_outputs([args.json], [args.checkpoint] + [os.path.join(run_folder, f) for f in engine.folders.RUN_FILES],
+    cli.check_outputs([args.json, args.confusion],
+                      [args.checkpoint] + [os.path.join(run_folder, f) for f in engine.folders.RUN_FILES],
                       args.overwrite)
     device = resolve_device(args.device)
     model, config, progress = engine.load_run(args.checkpoint, device)
@@ -64,20 +71,48 @@ def _evaluate(args):
         cli.require_dropout(model, config.model, args.checkpoint)
     if args.recompute_bn:
         train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
-        engine.recompute_bn_statistics(model, train_split, config.mean, config.std, args.batch_size,
-                                       config.seed)
+        with _bar(len(train_split), "batch-norm statistics") as bar:
+            engine.recompute_bn_statistics(model, train_split, config.mean, config.std, args.batch_size,
+                                           config.seed, on_batch=bar.to)
     split, full = engine.load_eval_data(config, args.split, args.data_dir,
                                         tuple(args.size) if args.size else None)
-    result, _ = engine.evaluate_split(model, split, config.mean, config.std, args.batch_size, boundary_f1=True,
-                                      full_res=full if args.full_res else None,
-                                      samples=args.samples or 0, seed=args.seed)
+    scored = full if args.full_res else split
+    with _bar(len(split), f"{args.split} split") as bar:
+        result, _ = engine.evaluate_split(model, split, config.mean, config.std, args.batch_size, boundary_f1=True,
+                                          full_res=full if args.full_res else None,
+                                          samples=args.samples or 0, seed=args.seed, on_batch=bar.to)
     where = f"{args.split} split, {'full resolution' if args.full_res else 'at %dx%d' % tuple(config.size)}"
     if args.samples:
         where += f", Monte Carlo dropout with {args.samples} samples"
-    print(f"{os.path.basename(args.checkpoint)} ({config.model}, epoch {progress['epoch']}) on the {where}")
+    title = f"{os.path.basename(args.checkpoint)} ({config.model}, epoch {progress['epoch']}) on the {where}"
+    print(title)
     print(format_scores(result))
+    if args.confusion:
+        confusion_picture(result["confusion"], args.confusion, CLASSES, f"{title}: rows normalised")
     if args.json:
-        write_text(args.json, strict_json(result, indent=2) + "\n")
+        scored_size = sorted({tuple(int(v) for v in scored.size)})
+        what = dict(checkpoint=os.path.abspath(args.checkpoint), model=config.model, epoch=progress["epoch"],
+                    split=args.split, data=args.data_dir or config.data_dir or "synthetic", images=len(split),
+                    size=list(scored_size[0]), full_res=args.full_res, trained_at=list(config.size),
+                    samples=args.samples or 0, seed=args.seed if args.samples else None,
+                    recompute_bn=args.recompute_bn, classes=list(CLASSES), void=VOID)
+        write_text(args.json, strict_json(dict(what, **result), indent=2) + "\n")
+
+
+class _bar:
+    """A progress bar on stderr over ``total`` images, ``to(done)`` moving it."""
+
+    def __init__(self, total, what):
+        self.tqdm = tqdm(total=total, desc=what, unit="img", file=sys.stderr, leave=False)
+
+    def to(self, done):
+        self.tqdm.update(done - self.tqdm.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.tqdm.close()
 
 
 if __name__ == "__main__":

@@ -140,7 +140,10 @@ class SegmentationScore:
                     self.bf.append(value)
 
     def result(self):
+        """:func:`scores` of the matrix, with the matrix itself (``confusion``: counts, rows the
+        true class, columns the predicted one) and BF when asked."""
         out = scores(self.conf)
+        out["confusion"] = self.conf.tolist()
         if self.with_bf:
             out["BF"] = float(np.mean(self.bf)) if self.bf else 0.0
         return out

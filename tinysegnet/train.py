@@ -11,7 +11,7 @@ import time
 
 from tqdm import tqdm
 
-from . import cli, engine
+from . import cli, engine, tensorboard
 from .cli import Misuse, float_in, non_negative_int, positive_int
 from .backend import gpu_skipped_note
 from .engine.config import DEFAULTS
@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT (its last.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log every epoch's scalars to RUN/tensorboard for TensorBoard (needs tensorboardX)")
     args = p.parse_args(argv)
     if args.resume:
         if args.epochs is None:
@@ -129,6 +131,8 @@ def main(argv=None):
 
 
 def _train(args):
+    if args.tensorboard:
+        tensorboard.require()
     run, before, missing = make_run(args)
     if before is not None:
         _changes(run, before)
@@ -148,6 +152,7 @@ def _train(args):
     note = gpu_skipped_note(args.device)
     if note:
         print(note)
+    board = tensorboard.writer(os.path.join(run.out_dir, tensorboard.FOLDER)) if args.tensorboard else None
     run_bar = tqdm(total=c.epochs, initial=first - 1, desc="run", unit="epoch", file=sys.stdout,
                    disable=args.quiet, position=0)
     bar = None
@@ -160,6 +165,14 @@ def _train(args):
         bar.update(done - bar.n)
         bar.set_postfix(loss=f"{mean_loss:.3f}")
 
+    def on_val_batch(done):
+        nonlocal bar
+        if done <= min(c.batch_size, len(run.val_split)):  # the first batch: training's bar gives way
+            bar.close()
+            bar = tqdm(total=len(run.val_split), desc=f"validation {run.progress['epoch'] + 1}/{c.epochs}",
+                       unit="img", leave=False, file=sys.stdout, disable=args.quiet, position=1)
+        bar.update(done - bar.n)
+
     def on_epoch(run, record, best):
         nonlocal bar
         bar.close()
@@ -167,13 +180,15 @@ def _train(args):
         tqdm.write(f"epoch {record['epoch']:3d}/{c.epochs}  loss {record['loss']:.4f}  val G "
                    f"{100 * record['G']:.1f}  C {100 * record['C']:.1f}  mIoU {100 * record['mIoU']:.1f}"
                    f"{'  (best)' if best else ''}  train {record['seconds']:.1f}s, validation "
-                   f"{record['val_seconds']:.1f}s", file=sys.stdout)
+                   f"{record['val_seconds']:.1f}s, epoch {record['total_seconds']:.1f}s", file=sys.stdout)
+        if board is not None:
+            tensorboard.add_epoch(board, record)
         if record["epoch"] < c.epochs:
             bar = new_epoch_bar(record["epoch"] + 1)
 
     bar = new_epoch_bar(first)
     try:
-        engine.fit(run, on_epoch, on_batch, recompute_bn=args.recompute_bn)
+        engine.fit(run, on_epoch, on_batch, recompute_bn=args.recompute_bn, on_val_batch=on_val_batch)
     except engine.Interrupted as e:
         bar.close()
         run_bar.close()
@@ -187,6 +202,8 @@ def _train(args):
         run_bar.close()
         sys.exit(f"train: {e}; stopped, {_checkpoints_left(run)} (try a smaller --lr)")
     run_bar.close()
+    if board is not None:
+        board.close()
     if args.recompute_bn:
         print("batch-norm statistics recomputed over the training set in last.npz and best.npz")
     print(f"best val mIoU {100 * run.progress['best_miou']:.1f} at epoch "

@@ -3,6 +3,7 @@ run never lands on an old one, a resume never overwrites a later epoch, and a ru
 between its end-of-epoch writes is found unfinished (and finished by ``training.finish``)."""
 
 import os
+import shutil
 
 from .. import checkpoint
 from ..errors import Misuse
@@ -19,8 +20,9 @@ class RunFolderError(Misuse, ValueError):
     """A run folder that would lose work if written to (one line)."""
 
 
-# what a run writes, in its folder
-RUN_FILES = ("last.npz", "best.npz", "metrics.jsonl", "curves.png", "predictions.png")
+# what a run writes, in its folder (and, with train --tensorboard, a folder of event files)
+RUN_FILES = ("last.npz", "best.npz", "metrics.jsonl", "metrics.csv", "curves.png", "predictions.png")
+TENSORBOARD = "tensorboard"
 
 
 def check_new_run_folder(out_dir, overwrite=False):
@@ -39,6 +41,12 @@ def check_new_run_folder(out_dir, overwrite=False):
                              f"or replace it with --overwrite")
     for f in held:
         os.remove(os.path.join(out_dir, f))
+    events = os.path.join(out_dir, TENSORBOARD)
+    if os.path.isdir(events) and os.listdir(events):
+        if not overwrite:  # another run's TensorBoard history: never mixed with this one's
+            raise RunFolderError(f"{events} holds another run's TensorBoard events: choose another folder, "
+                                 f"or replace them with --overwrite")
+        shutil.rmtree(events)
 
 
 def check_resume_folder(path, out_dir, overwrite=False):
@@ -63,14 +71,8 @@ def unfinished(out_dir, epoch, recompute_bn=False):
     """What a run whose last.npz holds ``epoch`` is missing of that epoch's end (a process
     killed after last.npz was written): the files, and the batch-norm recomputation when
     asked for and not done in every checkpoint. Empty when the run is whole."""
-    missing = []
-    metrics = os.path.join(out_dir, "metrics.jsonl")
-    try:
-        with open(metrics) as f:
-            if sum(1 for line in f if line.strip()) != epoch:
-                missing.append("metrics.jsonl")
-    except (FileNotFoundError, IsADirectoryError):
-        missing.append("metrics.jsonl")
+    missing = [name for name, header in (("metrics.jsonl", 0), ("metrics.csv", 1))
+               if _lines(os.path.join(out_dir, name)) != epoch + header]
     missing += [name for name in ("curves.png", "predictions.png")
                 if not os.path.isfile(os.path.join(out_dir, name))]
     if recompute_bn:
@@ -78,3 +80,12 @@ def unfinished(out_dir, epoch, recompute_bn=False):
         if any(not saved_progress(os.path.join(out_dir, n)).get("bn_recomputed") for n in saved):
             missing.append("batch-norm recomputation")
     return missing
+
+
+def _lines(path):
+    """The number of non-blank lines of a text file, None when there is none."""
+    try:
+        with open(path) as f:
+            return sum(1 for line in f if line.strip())
+    except (FileNotFoundError, IsADirectoryError):
+        return None

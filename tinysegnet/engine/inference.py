@@ -5,6 +5,7 @@ import numpy as np
 from PIL import Image
 
 from .. import checkpoint, nn
+from .. import functional as F
 from ..backend import to_device, to_numpy
 from ..data import camvid, transforms
 from ..data.transforms import standardize
@@ -61,13 +62,13 @@ def _inputs(model, images, mean, std):
     return to_device(standardize(images, mean, std).astype(model.dtype, copy=False), model.device)
 
 
-def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, full_res=None):
+def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, full_res=None, on_batch=None):
     """{n: (class ids (N, H, W) uint8, uncertainty (N, H, W) float32)} on the host for every
     image of ``split`` and each sample count n in ``counts``: the argmax of the mean
     probabilities and their uncertainty (both resized bilinearly to ``full_res``'s size, the
     same images at their own size, when given). ``mean``/``std`` (3,) standardise the inputs
     (a run config's). Batch b draws its masks from seed (seed, b), so the result depends on
-    the seed and the batch size alone."""
+    the seed and the batch size alone. ``on_batch(images_done)`` reports progress."""
     out = {n: ([], []) for n in counts}
     for b, index in enumerate(transforms.batches(len(split), batch_size)):
         x = _inputs(model, split.images[index], mean, std)
@@ -78,24 +79,51 @@ def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, ful
                 uncertainty = resize_scores(uncertainty[:, None], full_res.size)[:, 0]
             out[n][0].append(to_numpy(probs.argmax(axis=1)).astype(np.uint8))
             out[n][1].append(to_numpy(uncertainty).astype(np.float32))
+        if on_batch:
+            on_batch(index[-1] + 1)
     return {n: (np.concatenate(ids), np.concatenate(u)) for n, (ids, u) in out.items()}
 
 
-def predict_split(model, split, mean, std, batch_size=8, full_res=None):
+def _split_logits(model, split, mean, std, batch_size, on_batch=None):
+    """(index, logits (B, K, H, W) on the model's device) for each batch of ``split``, in eval
+    mode; ``on_batch(images_done)`` after each."""
+    model.eval()
+    for index in transforms.batches(len(split), batch_size):
+        yield index, model.forward(_inputs(model, split.images[index], mean, std))
+        if on_batch:
+            on_batch(index[-1] + 1)
+
+
+def predict_split(model, split, mean, std, batch_size=8, full_res=None, on_batch=None):
     """Class ids (N, H, W) uint8 for every image of ``split``, in eval mode, on the model's
     device; ``mean``/``std`` (3,) standardise the inputs.
 
     With ``full_res`` (the same images at their own size) the class scores are resized
-    bilinearly to that size before the argmax.
+    bilinearly to that size before the argmax. ``on_batch(images_done)`` reports progress.
     """
-    model.eval()
     out = []
-    for index in transforms.batches(len(split), batch_size):
-        logits = model.forward(_inputs(model, split.images[index], mean, std))
+    for _, logits in _split_logits(model, split, mean, std, batch_size, on_batch):
         if full_res is not None:
             logits = resize_scores(logits, full_res.size)
         out.append(to_numpy(logits.argmax(axis=1)).astype(np.uint8))
     return np.concatenate(out)
+
+
+def validate(model, split, mean, std, batch_size=8, class_weights=None, void=VOID, on_batch=None):
+    """(scores with ``loss``, predictions): one pass over a split at its own size, in eval
+    mode, for a run's epoch: the class ids, the scores of :func:`score_predictions`, and the
+    loss training minimises (weighted cross-entropy over the valid pixels, ``class_weights``
+    (K,) on the model's device or None), averaged over the images as the training loss is."""
+    out, total = [], 0.0
+    for index, logits in _split_logits(model, split, mean, std, batch_size, on_batch):
+        labels = to_device(split.labels[index], model.device)
+        loss, _ = F.softmax_cross_entropy(logits, labels, class_weights, void)
+        total += float(loss) * len(index)
+        out.append(to_numpy(logits.argmax(axis=1)).astype(np.uint8))
+    predictions = np.concatenate(out)
+    scores = score_predictions(predictions, split.labels, model.config["n_classes"], void)
+    scores["loss"] = total / len(split)
+    return scores, predictions
 
 
 def score_predictions(predictions, labels, n_classes, void=VOID, boundary_f1=False):
@@ -108,15 +136,15 @@ def score_predictions(predictions, labels, n_classes, void=VOID, boundary_f1=Fal
 
 
 def evaluate_split(model, split, mean, std, batch_size=8, boundary_f1=False, full_res=None,
-                   samples=0, seed=0, void=VOID):
+                   samples=0, seed=0, void=VOID, on_batch=None):
     """(scores, predictions): :func:`score_predictions` of the model's class ids for the
     split (over the model's classes); with ``samples`` > 0, of the Monte Carlo dropout
     estimate from that many passes (masks from ``seed``)."""
     if samples:
         predictions = monte_carlo_split(model, split, mean, std, [samples], batch_size, seed,
-                                        full_res)[samples][0]
+                                        full_res, on_batch)[samples][0]
     else:
-        predictions = predict_split(model, split, mean, std, batch_size, full_res)
+        predictions = predict_split(model, split, mean, std, batch_size, full_res, on_batch)
     labels = (full_res if full_res is not None else split).labels
     scores = score_predictions(predictions, labels, model.config["n_classes"], void, boundary_f1)
     return scores, predictions
@@ -146,13 +174,14 @@ def predict_monte_carlo(model, image, mean, std, size, samples, seed=0):
     return to_numpy(ids).astype(np.uint8), to_numpy(uncertainty).astype(np.float32)
 
 
-def recompute_bn_statistics(model, split, mean, std, batch_size=8, seed=0):
+def recompute_bn_statistics(model, split, mean, std, batch_size=8, seed=0, on_batch=None):
     """Replace every batch norm's running statistics by their average over ``split``.
 
     SegNet-Tutorial's ``Scripts/compute_bn_statistics.py``: after training, run the training
     set through the network with batch statistics and keep their mean (momentum 1/(t+1) at
     batch t is a running average). The running variance is the average of unbiased batch
-    variances. Dropout draws its masks from ``seed`` (the run's).
+    variances. Dropout draws its masks from ``seed`` (the run's). ``on_batch(images_done)``
+    reports progress.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [bn.momentum for bn in norms]
@@ -165,6 +194,8 @@ def recompute_bn_statistics(model, split, mean, std, batch_size=8, seed=0):
             for bn in norms:
                 bn.momentum = 1.0 / (t + 1)
             model.forward(_inputs(model, split.images[index], mean, std))
+            if on_batch:
+                on_batch(index[-1] + 1)
     finally:
         for bn, momentum in zip(norms, saved):
             bn.momentum = momentum

@@ -9,6 +9,7 @@ best validation mIoU), ``metrics.jsonl`` (one line per epoch), ``curves.png`` an
 """
 
 import dataclasses
+import datetime
 import math
 import os
 import signal
@@ -28,7 +29,7 @@ from ..optim import SGD
 from .config import checkpoint_meta, read_meta
 from .folders import saved_progress
 from ..data.transforms import standardize
-from .inference import evaluate_split, recompute_bn_statistics
+from .inference import recompute_bn_statistics, validate
 
 
 class Diverged(UserError, RuntimeError):
@@ -182,20 +183,39 @@ def save(run, name):
     return path
 
 
-def _write_pictures(run, predictions):
-    viz.training_curves(run.progress["history"], os.path.join(run.out_dir, "curves.png"))
-    split = run.val_split
+def _write_curves(run):
+    viz.training_curves(run.progress["history"], os.path.join(run.out_dir, "curves.png"),
+                        run.progress["best_epoch"])
+
+
+def _write_predictions(run, predictions):
+    """predictions.png: four val images, their labels and the predictions of the best epoch
+    (the model best.npz holds), so the picture shows what a user of the run gets."""
+    split, progress = run.val_split, run.progress
     shown = np.linspace(0, len(split) - 1, min(4, len(split))).astype(int)
     viz.prediction_grid(split.images[shown], split.labels[shown], predictions[shown],
                         os.path.join(run.out_dir, "predictions.png"),
-                        f"validation, epoch {run.progress['epoch']}")
+                        f"validation, best epoch {progress['best_epoch']} (val mIoU "
+                        f"{100 * progress['best_miou']:.1f}), the model in best.npz")
+
+
+CSV_FIELDS = ("epoch", "loss", "val_loss", "G", "C", "mIoU", "lr", "seconds", "val_seconds",
+              "total_seconds", "finished")
 
 
 def _write_metrics(run):
-    """metrics.jsonl: one strict-JSON line per epoch of the run's own history, rewritten whole
-    (atomically) each epoch, so a resumed run can never hold two histories."""
-    lines = "".join(strict_json(record) + "\n" for record in run.progress["history"])
-    write_text(os.path.join(run.out_dir, "metrics.jsonl"), lines)
+    """metrics.jsonl (one strict-JSON line per epoch) and metrics.csv (the same, a column per
+    number and per class's IoU), of the run's own history, rewritten whole (atomically) each
+    epoch, so a resumed run can never hold two histories."""
+    history = run.progress["history"]
+    write_text(os.path.join(run.out_dir, "metrics.jsonl"), "".join(strict_json(r) + "\n" for r in history))
+    names = list(history[0]["class_iou"]) if history else []
+    rows = [",".join(CSV_FIELDS + tuple(f"IoU {n}" for n in names))]
+    for record in history:
+        values = [record.get(f) for f in CSV_FIELDS] + [record["class_iou"].get(n) for n in names]
+        rows.append(",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+                             for v in values))
+    write_text(os.path.join(run.out_dir, "metrics.csv"), "\n".join(rows) + "\n")
 
 
 def _check_finite(run, epoch):
@@ -219,11 +239,13 @@ def _last_good(run):
     return os.path.join(run.out_dir, "last.npz") if run.progress["epoch"] else None
 
 
-def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
+def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None):
     """Train ``run`` until ``run.config.epochs``; returns the history (one dict per epoch).
 
     After every epoch: validate, save best.npz (on a new best val mIoU) and then last.npz,
-    rewrite metrics.jsonl, redraw the pictures, then ``on_epoch(run, record, is_best)``.
+    rewrite metrics.jsonl and metrics.csv, redraw the pictures, then
+    ``on_epoch(run, record, is_best)``. ``on_batch(images_done, mean_loss)`` reports training's
+    progress, ``on_val_batch(images_done)`` validation's.
     ``recompute_bn``: at the end, batch-norm statistics over the training split
     (SegNet-Tutorial's procedure) replace the running averages in last.npz and best.npz.
 
@@ -238,6 +260,7 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
     epoch = progress["epoch"]
     try:
         for epoch in range(progress["epoch"] + 1, run.config.epochs + 1):
+            began = time.perf_counter()
             try:
                 # Overflow is detected and reported below; NumPy's warnings would only repeat it.
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -245,22 +268,31 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False):
             except FloatingPointError as e:
                 raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
             _check_finite(run, epoch)
-            (scores, predictions), val_seconds = _timed(lambda: _validate(run))
-            record = dict(epoch=epoch, loss=loss, seconds=seconds, val_seconds=val_seconds,
-                          G=scores["G"], C=scores["C"], mIoU=scores["mIoU"], class_iou=scores["class_iou"])
+            (scores, predictions), val_seconds = _timed(lambda: _validate(run, on_val_batch))
+            record = dict(epoch=epoch, loss=loss, val_loss=scores["loss"], G=scores["G"], C=scores["C"],
+                          mIoU=scores["mIoU"], lr=run.config.lr,
+                          class_iou=dict(zip(CLASSES, scores["class_iou"])),
+                          seconds=seconds, val_seconds=val_seconds)
             progress["epoch"] = epoch
             progress["history"].append(record)
             progress.pop("bn_recomputed", None)  # a new epoch's statistics are running averages again
+            best = scores["mIoU"] > progress["best_miou"]
             # best.npz before last.npz: interrupted between the two, the resume repeats this
             # epoch and writes the same best.npz again.
-            if scores["mIoU"] > progress["best_miou"]:
+            if best:
                 progress["best_miou"], progress["best_epoch"] = scores["mIoU"], epoch
                 save(run, "best.npz")
+            # The epoch as the user waits for it: training, validation, best.npz (the record
+            # travels in last.npz, so that save and the pictures after it, about a second, are not in it).
+            record.update(total_seconds=time.perf_counter() - began,
+                          finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
             save(run, "last.npz")
             _write_metrics(run)
-            _write_pictures(run, predictions)
+            _write_curves(run)
+            if best or not os.path.exists(os.path.join(run.out_dir, "predictions.png")):
+                _write_predictions(run, predictions if best else _best_predictions(run))
             if on_epoch:
-                on_epoch(run, record, progress["best_epoch"] == epoch)
+                on_epoch(run, record, best)
     except KeyboardInterrupt:
         raise Interrupted(*_saved_epoch(run)) from None
     finally:
@@ -286,9 +318,17 @@ def _recompute_bn_in_checkpoints(run):
         save(best_run, "best.npz")
 
 
-def _validate(run):
+def _validate(run, on_batch=None):
     config = run.config
-    return evaluate_split(run.model, run.val_split, config.mean, config.std, config.batch_size)
+    return validate(run.model, run.val_split, config.mean, config.std, config.batch_size, run.class_weights,
+                    on_batch=on_batch)
+
+
+def _best_predictions(run):
+    """The val predictions of the model in best.npz (the run's own model when it is the best)."""
+    if run.progress["best_epoch"] == run.progress["epoch"]:
+        return _validate(run)[1]
+    return _validate(restore(os.path.join(run.out_dir, "best.npz"), run.out_dir, device=run.device))[1]
 
 
 def _recompute_bn(run):
@@ -300,8 +340,8 @@ def finish(run, recompute_bn=False):
     """Write what :func:`unfinished` found missing of the run's last saved epoch: the history,
     the pictures (from a fresh validation pass) and, if asked, the batch-norm recomputation."""
     _write_metrics(run)
-    _, predictions = _validate(run)
-    _write_pictures(run, predictions)
+    _write_curves(run)
+    _write_predictions(run, _best_predictions(run))
     if recompute_bn:
         _recompute_bn_in_checkpoints(run)
 
