@@ -15,12 +15,15 @@ from .errors import Misuse, UserError  # noqa: F401  (Misuse: the commands raise
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a mistake reported in one line: the usage is one ``--help`` away."""
+    """argparse, with a mistake reported in one line: the usage is one ``--help`` away. The
+    description (a module docstring's first line) is shown as plain text, without reST's
+    double backticks."""
+
+    def __init__(self, *args, description=None, **kwargs):
+        super().__init__(*args, description=description and description.replace("``", ""), **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-
 
 
 def positive_int(text):

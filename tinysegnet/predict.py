@@ -1,4 +1,5 @@
-"""Segment images: ``python -m tinysegnet.predict CKPT IMAGE_OR_DIR... --out DIR``.
+"""Segment images: ``python -m tinysegnet.predict CKPT IMAGE_OR_DIR... --out DIR``
+(or ``--pretrained camvid IMAGE_OR_DIR...``: the SegNet-Basic shipped with the package).
 
 For each image writes ``<name>_labels.png`` (class ids coloured with CamVid's palette) and
 ``<name>_overlay.png`` (the labels blended over the image), each above the class legend and
@@ -49,8 +50,11 @@ def save_png(array, path):
 
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.predict", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("paths", nargs="+", metavar="[CKPT] IMAGE_OR_DIR",
+                   help="a run's checkpoint, then images or folders of them (with --pretrained: images only)")
+    p.add_argument("--pretrained", choices=sorted(engine.pretrained.SHIPPED),
+                   help="use a model shipped with tinysegnet instead of a checkpoint (camvid: SegNet-Basic "
+                        "trained on CamVid; python -m tinysegnet.pretrained lists them)")
     p.add_argument("--out", required=True, help="folder for the label maps and overlays")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--overwrite", action="store_true", help="replace label maps already in --out")
@@ -66,6 +70,12 @@ def main(argv=None):
                         "legend; index: <name>_ids.png, 8-bit class ids at the image's size for "
                         "other tools; both (default color)")
     args = p.parse_args(argv)
+    if args.pretrained:
+        args.checkpoint, args.inputs = None, args.paths
+    elif len(args.paths) < 2:
+        p.error("give a checkpoint and at least one image or folder (or --pretrained camvid and images)")
+    else:
+        args.checkpoint, args.inputs = args.paths[0], args.paths[1:]
     if args.uncertainty_scale and not args.samples:
         p.error("--uncertainty-scale is the scale of --samples' uncertainty map: give --samples too")
     cli.run_main("predict", lambda: _predict(args))
@@ -90,6 +100,8 @@ def _outputs(args):
 
 
 def _predict(args):
+    if args.pretrained:
+        args.checkpoint = engine.pretrained.pretrained_path(args.pretrained)
     cli.writable_folder(args.out)
     paths = find_images(args.inputs)
     names = output_names(paths)

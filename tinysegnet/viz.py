@@ -161,7 +161,7 @@ def uncertainty_panel(image, prediction, uncertainty, path, scale, title=None, n
     compare), its colour bar labelled, the class legend below."""
     h, w = image.shape[:2]
     panel_h = 3.2 * h / w
-    fig = Figure(figsize=(10.8, panel_h + 1.6))
+    fig = Figure(figsize=(10.8, panel_h + 1.3))
     axes = fig.subplots(1, 3)
     axes[0].imshow(image)
     axes[1].imshow(colorize(prediction, palette), interpolation="nearest")
@@ -173,7 +173,7 @@ def uncertainty_panel(image, prediction, uncertainty, path, scale, title=None, n
     bar.set_label("variance, mean over classes", fontsize=8)
     fig.legend(handles=_legend_handles(names, palette), loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(title or UNCERTAINTY_LABEL, fontsize=10)
-    fig.tight_layout(rect=(0, 1.2 / (panel_h + 1.6), 1, 1))
+    fig.tight_layout(rect=(0, 0.75 / (panel_h + 1.3), 1, 1))
     _save(fig, path)
 
 

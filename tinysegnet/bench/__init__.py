@@ -344,7 +344,8 @@ def main(argv=None):
                    help="one convolution method for every layer (default: each layer's pick)")
     e = p.add_argument_group("epoch")
     e.add_argument("--data-dir", type=cli.folder_name, help="CamVid (default: the synthetic set at 90x120)")
-    e.add_argument("--model", default="segnet-basic", choices=sorted(MODELS))
+    e.add_argument("--model", default="segnet-basic", choices=sorted(MODELS), metavar="MODEL",
+                   help=f"one of {', '.join(sorted(MODELS))} (default segnet-basic)")
     e.add_argument("--images", type=positive_int, nargs=2, default=(48, 24), metavar=("TRAIN", "VAL"),
                    help="how many train and val images an epoch takes (default 48 24; the whole "
                         "CamVid split is 367 101)")

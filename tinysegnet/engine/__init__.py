@@ -15,6 +15,7 @@ metadata's format.
 from ..data.transforms import standardize
 from . import folders
 from .config import ConfigError, RunConfig
+from .pretrained import load_pretrained
 from .inference import (evaluate_split, load_eval_data, load_run, monte_carlo,
                         monte_carlo_estimates, monte_carlo_split, predict, predict_monte_carlo,
                         predict_split, recompute_bn_statistics, score_predictions)
@@ -25,4 +26,4 @@ __all__ = ["RunConfig", "ConfigError", "Run", "start", "restore", "fit", "train_
            "save", "finish", "load_data", "Diverged", "Interrupted", "evaluate_split", "predict_split",
            "predict", "recompute_bn_statistics", "load_run", "load_eval_data", "monte_carlo",
            "monte_carlo_estimates", "monte_carlo_split", "predict_monte_carlo", "score_predictions",
-           "standardize", "folders"]
+           "standardize", "load_pretrained", "folders"]
