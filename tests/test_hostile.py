@@ -165,13 +165,13 @@ CASES = [
     ("train", T + ["--epochs", "1", "--out", "{bad}/a-file"], 2, "a-file is a file, not a folder"),
     ("train", T + ["--epochs", "1", "--out", "{bad}/a-file/run"], 2, "cannot write there"),
     # train: data
-    ("train", ["--data-dir", "{root}/nowhere", "--epochs", "1", "--quiet", "--out", "{root}/n1"], 1, "CamVid folder not found"),  # noqa: E501
+    ("train", ["--data-dir", "{root}/nowhere", "--epochs", "1", "--quiet", "--out", "{root}/n1"], 1, "data folder not found"),  # noqa: E501
     ("train", ["--data-dir", "{set-void}", "--size", "32", "48", "--epochs", "1", "--quiet", "--class-weights", "none",
                "--out", "{root}/n2"], 1, "no labelled pixels"),
     ("train", ["--data-dir", "{set-void}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n3"], 1,
      "no labelled pixels"),
     ("train", ["--data-dir", "{set-outside}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n4"], 1,  # noqa: E501
-     "label value 200 outside"),
+     r"label value 200 is not a class id \(0..10, void 11\)"),
     ("train", ["--data-dir", "{set-deep}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n5"], 1,
      "16-bit image"),
     ("train", ["--data-dir", "{set-palette}", "--size", "32", "48", "--epochs", "1", "--quiet", "--out", "{root}/n6"], 1,  # noqa: E501
@@ -193,7 +193,7 @@ CASES = [
     ("evaluate", ["{best}", "--json", "{root}/no/such/scores.json"], 2, "no such folder"),
     ("evaluate", ["{best}", "--json", "{bad}/a"], 2, "is a folder, not a file"),
     ("evaluate", ["{best}", "--size", "10", "10"], 2, "--size is the scoring size of --full-res"),
-    ("evaluate", ["{best}", "--data-dir", "{root}/nowhere"], 1, "CamVid folder not found"),
+    ("evaluate", ["{best}", "--data-dir", "{root}/nowhere"], 1, "data folder not found"),
     ("evaluate", ["{best}", "--split", "test"], 1, "list file for split 'test' not found"),
     ("evaluate", ["{best}", "--device", "tpu"], 2, "--device: invalid choice"),
     # predict

@@ -69,7 +69,7 @@ def test_bad_arguments_and_data(tmp_path, capsys):
         train.main(["--epochs", "0"])
     with pytest.raises(SystemExit) as e:
         train.main(["--data-dir", str(tmp_path / "nowhere"), "--quiet"])
-    assert e.value.code == 1 and re.search("train: .*CamVid folder not found", capsys.readouterr().err)
+    assert e.value.code == 1 and re.search("train: .*data folder not found", capsys.readouterr().err)
 
 
 def test_evaluate_prints_and_writes_json(run_dir, tiny_set, tmp_path, capsys):

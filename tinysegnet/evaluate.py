@@ -17,7 +17,8 @@ from tqdm import tqdm
 from . import cli, engine
 from .backend import resolve_device
 from .cli import non_negative_int, positive_int
-from .data.camvid import CLASSES, VOID
+from .data.camvid import CLASSES
+from .data.classes import config_classes
 from .files import strict_json, write_text
 from .viz import confusion_picture
 
@@ -34,7 +35,10 @@ def format_scores(result, class_names=CLASSES):
 
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="?", help="a run's checkpoint (or --pretrained)")
+    p.add_argument("--pretrained", choices=sorted(engine.pretrained.SHIPPED),
+                   help="score a model shipped with tinysegnet (give --data-dir: the data it was trained on "
+                        "is not on your machine's path)")
     p.add_argument("--data-dir", type=cli.folder_name,
                    help="CamVid folder (default: the data the model was trained on)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
@@ -55,47 +59,55 @@ def main(argv=None):
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="with --samples: the seed of the dropout masks (default 0)")
     args = p.parse_args(argv)
+    if bool(args.checkpoint) == bool(args.pretrained):
+        p.error("give a checkpoint or --pretrained NAME (one of them)")
+    if args.pretrained and not args.data_dir:
+        p.error("--pretrained needs --data-dir: the folder of the data set to score it on")
     if args.size and not args.full_res:
         p.error("--size is the scoring size of --full-res: give both, or neither")
     cli.run_main("evaluate", lambda: _evaluate(args))
 
 
 def _evaluate(args):
+    if args.pretrained:
+        args.checkpoint = engine.pretrained.pretrained_path(args.pretrained)
     run_folder = os.path.dirname(os.path.abspath(args.checkpoint))  # before the scoring, not after it
     cli.check_outputs([args.json, args.confusion],
                       [args.checkpoint] + [os.path.join(run_folder, f) for f in engine.folders.RUN_FILES],
                       args.overwrite)
     device = resolve_device(args.device)
     model, config, progress = engine.load_run(args.checkpoint, device)
+    classes = config_classes(config)
     if args.samples:
         cli.require_dropout(model, config.model, args.checkpoint)
     if args.recompute_bn:
-        train_split, _ = engine.load_eval_data(config, "train", args.data_dir)
+        train_split, _ = engine.load_eval_data(config, "train", args.data_dir, full_res=False)
         with _bar(len(train_split), "batch-norm statistics") as bar:
             engine.recompute_bn_statistics(model, train_split, config.mean, config.std, args.batch_size,
                                            config.seed, on_batch=bar.to)
     split, full = engine.load_eval_data(config, args.split, args.data_dir,
-                                        tuple(args.size) if args.size else None)
+                                        tuple(args.size) if args.size else None, args.full_res)
     scored = full if args.full_res else split
     with _bar(len(split), f"{args.split} split") as bar:
         result, _ = engine.evaluate_split(model, split, config.mean, config.std, args.batch_size, boundary_f1=True,
                                           full_res=full if args.full_res else None,
-                                          samples=args.samples or 0, seed=args.seed, on_batch=bar.to)
+                                          samples=args.samples or 0, seed=args.seed, void=classes.ignore,
+                                          on_batch=bar.to)
     where = f"{args.split} split, {'full resolution' if args.full_res else 'at %dx%d' % tuple(config.size)}"
     if args.samples:
         where += f", Monte Carlo dropout with {args.samples} samples"
     title = f"{os.path.basename(args.checkpoint)} ({config.model}, epoch {progress['epoch']}) on the {where}"
     print(title)
-    print(format_scores(result))
+    print(format_scores(result, classes.names))
     if args.confusion:
-        confusion_picture(result["confusion"], args.confusion, CLASSES, f"{title}: rows normalised")
+        confusion_picture(result["confusion"], args.confusion, classes.names, f"{title}: rows normalised")
     if args.json:
         scored_size = sorted({tuple(int(v) for v in scored.size)})
         what = dict(checkpoint=os.path.abspath(args.checkpoint), model=config.model, epoch=progress["epoch"],
                     split=args.split, data=args.data_dir or config.data_dir or "synthetic", images=len(split),
                     size=list(scored_size[0]), full_res=args.full_res, trained_at=list(config.size),
                     samples=args.samples or 0, seed=args.seed if args.samples else None,
-                    recompute_bn=args.recompute_bn, classes=list(CLASSES), void=VOID)
+                    recompute_bn=args.recompute_bn, classes=list(classes.names), void=classes.void)
         write_text(args.json, strict_json(dict(what, **result), indent=2) + "\n")
 
 

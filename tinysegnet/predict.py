@@ -20,6 +20,7 @@ from . import cli, engine
 from .backend import resolve_device
 from .cli import Misuse, float_in, non_negative_int, positive_int
 from .data.camvid import DataError, read_image
+from .data.classes import config_classes
 from .files import atomic_path
 from .viz import colorize, overlay, uncertainty_bound, uncertainty_panel, with_legend
 
@@ -119,6 +120,9 @@ def _predict(args):
     if args.samples:
         cli.require_dropout(model, config.model, args.checkpoint)
     scale = args.uncertainty_scale or uncertainty_bound(model.config["n_classes"])
+    classes = config_classes(config)
+    class_names, palette = classes.names, classes.palette
+    void = False  # a prediction is never void: the legend lists the classes alone
     bar = tqdm(total=len(names), unit="image", file=sys.stderr, disable=len(names) < 2)
     for path, stem in names.items():
         image = read_image(path, "RGB")
@@ -128,12 +132,14 @@ def _predict(args):
                                                              args.samples, args.seed)
             uncertainty_panel(image, labels, uncertainty, f"{out}_uncertainty.png", scale,
                               f"{os.path.basename(path)}: uncertainty from {args.samples} Monte Carlo "
-                              f"dropout samples (variance of the class probabilities, mean over classes)")
+                              f"dropout samples (variance of the class probabilities, mean over classes)",
+                              class_names, palette)
         else:
             labels = engine.predict(model, image, config.mean, config.std, config.size)
         if "labels" in kinds:
-            save_png(with_legend(colorize(labels)), f"{out}_labels.png")
-            save_png(with_legend(overlay(image, labels)), f"{out}_overlay.png")
+            save_png(with_legend(colorize(labels, palette), class_names, palette, void), f"{out}_labels.png")
+            save_png(with_legend(overlay(image, labels, palette=palette), class_names, palette, void),
+                     f"{out}_overlay.png")
         if "ids" in kinds:
             save_png(labels, f"{out}_ids.png")  # 8-bit class ids at the image's size, CamVid's convention
         bar.update(1)

@@ -17,19 +17,20 @@ from PIL import Image, ImageDraw, ImageFont
 from .data.camvid import CLASSES, PALETTE
 from .files import atomic_path
 
+COLORS = PALETTE[:len(CLASSES)]  # CamVid's class colours, the default everywhere here
 VOID_COLOR = (0, 0, 0)
 VOID_NOTE = "void (unlabelled, not scored)"
 SMALLEST_SIDE = 360  # pictures of label maps are enlarged until their height reaches this
 
 
-def colorize(labels, palette=PALETTE):
+def colorize(labels, palette=COLORS):
     """Class ids (..., H, W) -> RGB uint8 (..., H, W, 3); ids past the palette's classes (void)
     black. ``palette`` (K, 3) uint8: the classes' colours (CamVid's by default)."""
     palette = np.concatenate([np.asarray(palette, np.uint8)[:, :3], [VOID_COLOR]]).astype(np.uint8)
     return palette[np.clip(np.asarray(labels), 0, len(palette) - 1)]
 
 
-def overlay(image, labels, alpha=0.5, palette=PALETTE):
+def overlay(image, labels, alpha=0.5, palette=COLORS):
     """The image with its label colours blended on top."""
     return (image * (1 - alpha) + colorize(labels, palette) * alpha).astype(np.uint8)
 
@@ -45,7 +46,7 @@ def _font(size):
     return ImageFont.load_default(size)
 
 
-def legend_band(width, names=CLASSES, palette=PALETTE, void=True):
+def legend_band(width, names=CLASSES, palette=COLORS, void=True):
     """An RGB uint8 band (h, width, 3), white, listing each class as a colour swatch and its
     name, wrapped onto as many lines as ``width`` needs; ``void`` adds black = void."""
     entries = [(tuple(int(v) for v in palette[i][:3]), name) for i, name in enumerate(names)]
@@ -74,10 +75,18 @@ def legend_band(width, names=CLASSES, palette=PALETTE, void=True):
     return np.asarray(band)
 
 
-def with_legend(picture, names=CLASSES, palette=PALETTE, void=True):
+def with_legend(picture, names=CLASSES, palette=COLORS, void=True):
     """The RGB picture (H, W, 3), enlarged when small (:func:`enlarge`), above its legend."""
     picture = enlarge(picture)
     return np.concatenate([picture, legend_band(picture.shape[1], names, palette, void)])
+
+
+def _legend(fig, names, palette, void=True):
+    """The class legend along the figure's bottom; returns the height it takes (inches)."""
+    columns = max(4, -(-len(names) // 8))
+    fig.legend(handles=_legend_handles(names, palette, void), loc="lower center", ncol=columns, fontsize=8,
+               frameon=False)
+    return 0.3 + 0.19 * -(-(len(names) + void) // columns)
 
 
 def _legend_handles(names, palette, void=True):
@@ -93,14 +102,14 @@ def _save(fig, path, **options):
         fig.savefig(tmp, dpi=100, **options)
 
 
-def prediction_grid(images, labels, predictions, path, title=None, names=CLASSES, palette=PALETTE):
+def prediction_grid(images, labels, predictions, path, title=None, names=CLASSES, palette=COLORS):
     """Rows of image | ground truth | prediction, with the class legend, saved to ``path``.
     Each panel is drawn 3 inches wide whatever the images' size (pixels repeated, never
     smoothed)."""
     n = len(images)
     h, w = images.shape[1:3]
     panel_h = 3.0 * h / w
-    fig = Figure(figsize=(9.6, panel_h * n + 1.4))
+    fig = Figure(figsize=(9.6, panel_h * n + 0.6))
     axes = fig.subplots(n, 3, squeeze=False)
     for row, (image, label, pred) in enumerate(zip(images, labels, predictions)):
         for ax, picture, name in zip(axes[row], (image, colorize(label, palette), colorize(pred, palette)),
@@ -109,10 +118,11 @@ def prediction_grid(images, labels, predictions, path, title=None, names=CLASSES
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(name)
-    fig.legend(handles=_legend_handles(names, palette), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    legend = _legend(fig, names, palette)
+    fig.set_figheight(panel_h * n + 0.6 + legend)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.8 / (panel_h * n + 1.4), 1, 1))
+    fig.tight_layout(rect=(0, legend / (panel_h * n + 0.6 + legend), 1, 1))
     _save(fig, path)
 
 
@@ -155,13 +165,13 @@ def uncertainty_bound(n_classes):
 
 
 def uncertainty_panel(image, prediction, uncertainty, path, scale, title=None, names=CLASSES,
-                      palette=PALETTE):
+                      palette=COLORS):
     """Image | prediction | uncertainty side by side (as the Bayesian SegNet paper shows them),
     the uncertainty on the fixed colour scale 0..``scale`` (the same for every image, so maps
     compare), its colour bar labelled, the class legend below."""
     h, w = image.shape[:2]
     panel_h = 3.2 * h / w
-    fig = Figure(figsize=(10.8, panel_h + 1.3))
+    fig = Figure(figsize=(10.8, panel_h + 0.6))
     axes = fig.subplots(1, 3)
     axes[0].imshow(image)
     axes[1].imshow(colorize(prediction, palette), interpolation="nearest")
@@ -171,9 +181,10 @@ def uncertainty_panel(image, prediction, uncertainty, path, scale, title=None, n
         ax.set_axis_off()
     bar = fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02)
     bar.set_label("variance, mean over classes", fontsize=8)
-    fig.legend(handles=_legend_handles(names, palette), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    legend = _legend(fig, names, palette, void=False)  # a prediction is never void
+    fig.set_figheight(panel_h + 0.6 + legend)
     fig.suptitle(title or UNCERTAINTY_LABEL, fontsize=10)
-    fig.tight_layout(rect=(0, 0.75 / (panel_h + 1.3), 1, 1))
+    fig.tight_layout(rect=(0, legend / (panel_h + 0.6 + legend), 1, 1))
     _save(fig, path)
 
 

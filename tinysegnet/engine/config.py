@@ -49,6 +49,7 @@ class RunConfig:
     mean: list | None = None             # per-channel input statistics of the training split
     std: list | None = None
     class_weights: list | None = None    # the loss's class weights (None: unweighted)
+    classes: dict | None = None          # the data's classes.json (names, colors, void); None: CamVid's
 
     @classmethod
     def for_data(cls, data_dir=None, **overrides):
@@ -93,7 +94,8 @@ class RunConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"run config: expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(data) - names), sorted(names - set(data))
+        # checkpoints from before data sets had their own classes are CamVid's: no "classes"
+        unknown, missing = sorted(set(data) - names), sorted(names - set(data) - {"classes"})
         if unknown or missing:
             which = f"unknown field {unknown[0]}" if unknown else f"missing field {missing[0]}"
             raise ConfigError(f"run config: {which}")
@@ -101,6 +103,9 @@ class RunConfig:
         if not isinstance(values["size"], (list, tuple)):
             raise ConfigError(f"run config: size must be two positive integers, got {values['size']!r}")
         values["size"] = tuple(values["size"])
+        if values.get("classes") is not None:  # checked here, so a bad one is one line on load
+            from ..data.classes import Classes
+            Classes.from_json(values["classes"], "run config: classes")
         config = cls(**values)
         config.validate()
         return config

@@ -7,9 +7,11 @@ from PIL import Image
 from .. import checkpoint, nn
 from .. import functional as F
 from ..backend import to_device, to_numpy
-from ..data import camvid, transforms
+from ..data import camvid, folder, transforms
 from ..data.transforms import standardize
 from ..data.camvid import VOID
+from ..data.classes import config_classes, read_classes
+from ..errors import DataError
 from ..data.synthetic import load_synthetic_split
 from ..functional import resize_scores, softmax
 from ..metrics import SegmentationScore
@@ -211,13 +213,22 @@ def load_run(path, device="cpu"):
     return model.to(device).eval(), config, progress
 
 
-def load_eval_data(config, split_name, data_dir=None, full_size=None):
+def load_eval_data(config, split_name, data_dir=None, full_size=None, full_res=True):
     """(the split at the run's size, the same images at their own size, or at ``full_size``
-    where they differ): CamVid from ``data_dir`` or the run's folder, else the run's
-    synthetic set (made at the run's size)."""
+    where they differ; None unless ``full_res``): the data set in ``data_dir`` or the run's
+    folder, else the run's synthetic set (made at the run's size). A data folder whose classes
+    are not the run's is one line: the model's scores would name the wrong classes."""
     root = data_dir or config.data_dir
     if root is None:
         split = load_synthetic_split(split_name, tuple(config.size), config.seed)
         return split, split
-    full = camvid.load_camvid_split(root, split_name, full_size)
+    classes = config_classes(config)
+    found = read_classes(root)
+    if found != classes:
+        raise DataError(f"{root}: its classes ({len(found)}: {', '.join(found.names[:3])}, ...) are not the "
+                        f"run's ({len(classes)}: {', '.join(classes.names[:3])}, ...): score the run on "
+                        f"the data set it was trained for")
+    if not full_res:
+        return folder.load_split(root, split_name, tuple(config.size), classes), None
+    full = folder.load_split(root, split_name, full_size, classes)
     return camvid.resize_split(full, tuple(config.size)), full

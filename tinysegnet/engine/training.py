@@ -20,8 +20,9 @@ import numpy as np
 from .. import checkpoint, nn, viz
 from .. import functional as F
 from ..backend import resolve_device, to_device, xp_of
-from ..data import camvid, synthetic, transforms
-from ..data.camvid import CLASSES, VOID
+from ..data import folder, synthetic, transforms
+from ..data.camvid import VOID
+from ..data.classes import CAMVID, config_classes, read_classes
 from ..errors import DataError, UserError
 from ..files import strict_json, write_text
 from ..models import build, from_config
@@ -65,35 +66,44 @@ class Run:
     device: str
 
     @property
+    def classes(self):
+        """The data's :class:`~tinysegnet.data.classes.Classes`."""
+        return config_classes(self.config)
+
+    @property
     def class_weights(self):
         w = self.config.class_weights
         return None if w is None else to_device(np.asarray(w, np.float32), self.device)
 
 
 def load_data(config):
-    """(train, val) splits at the config's size: CamVid from ``data_dir``, else the synthetic set."""
+    """(train, val) splits at the config's size: the data set in ``data_dir`` (with the
+    config's classes), else the synthetic set."""
     size = tuple(config.size)
     if config.data_dir is None:
         return (synthetic.load_synthetic_split("train", size, config.seed),
                 synthetic.load_synthetic_split("val", size, config.seed))
-    return (camvid.load_camvid_split(config.data_dir, "train", size),
-            camvid.load_camvid_split(config.data_dir, "val", size))
+    classes = config_classes(config)
+    return (folder.load_split(config.data_dir, "train", size, classes),
+            folder.load_split(config.data_dir, "val", size, classes))
 
 
 def start(config, out_dir):
     """A new run: loads the data, fills the config's data statistics (input mean and std,
     median-frequency class weights) from the training split, builds model and optimiser."""
     device = resolve_device(config.device)
+    classes = read_classes(config.data_dir) if config.data_dir else CAMVID
+    config = dataclasses.replace(config, classes=classes.to_json())
     train_split, val_split = load_data(config)
-    if not (train_split.labels != VOID).any():
+    if not (train_split.labels != classes.ignore).any():
         raise DataError("the training split has no labelled pixels (every pixel is void): "
                          "nothing to learn from")
     mean, std = transforms.channel_stats(train_split.images)
-    weights = (transforms.median_frequency_weights(train_split.labels, len(CLASSES), VOID)
+    weights = (transforms.median_frequency_weights(train_split.labels, len(classes), classes.ignore)
                if config.class_weighting == "median" else None)
     config = dataclasses.replace(config, mean=mean.tolist(), std=std.tolist(),
                                  class_weights=None if weights is None else weights.tolist())
-    model = build(config.model, n_classes=len(CLASSES), seed=config.seed).to(device)
+    model = build(config.model, n_classes=len(classes), seed=config.seed).to(device)
     optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                     weight_decay=config.weight_decay)
     progress = dict(epoch=0, best_miou=-1.0, best_epoch=None, history=[])
@@ -160,11 +170,11 @@ def train_epoch(run, on_batch=None):
         images, labels = run.train_split.images[index], run.train_split.labels[index]
         if config.flip:
             images, labels = transforms.random_flip(images, labels, run.rng)
-        F.check_labels(labels, len(CLASSES), VOID)  # here, on the host: free, unlike on a GPU
+        F.check_labels(labels, len(run.classes), run.classes.ignore)  # on the host: free, unlike on a GPU
         x = to_device(standardize(images, config.mean, config.std), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
         try:
-            loss = train_step(model, run.optimizer, x, y, weights)
+            loss = train_step(model, run.optimizer, x, y, weights, run.classes.ignore)
         except FloatingPointError as e:
             raise FloatingPointError(f"{e} at step {step + 1}") from None
         total, count = total + loss * len(index), count + len(index)
@@ -196,7 +206,8 @@ def _write_predictions(run, predictions):
     viz.prediction_grid(split.images[shown], split.labels[shown], predictions[shown],
                         os.path.join(run.out_dir, "predictions.png"),
                         f"validation, best epoch {progress['best_epoch']} (val mIoU "
-                        f"{100 * progress['best_miou']:.1f}), the model in best.npz")
+                        f"{100 * progress['best_miou']:.1f}), the model in best.npz",
+                        run.classes.names, run.classes.palette)
 
 
 CSV_FIELDS = ("epoch", "loss", "val_loss", "G", "C", "mIoU", "lr", "seconds", "val_seconds",
@@ -271,7 +282,7 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
             (scores, predictions), val_seconds = _timed(lambda: _validate(run, on_val_batch))
             record = dict(epoch=epoch, loss=loss, val_loss=scores["loss"], G=scores["G"], C=scores["C"],
                           mIoU=scores["mIoU"], lr=run.config.lr,
-                          class_iou=dict(zip(CLASSES, scores["class_iou"])),
+                          class_iou=dict(zip(run.classes.names, scores["class_iou"])),
                           seconds=seconds, val_seconds=val_seconds)
             progress["epoch"] = epoch
             progress["history"].append(record)
@@ -321,7 +332,7 @@ def _recompute_bn_in_checkpoints(run):
 def _validate(run, on_batch=None):
     config = run.config
     return validate(run.model, run.val_split, config.mean, config.std, config.batch_size, run.class_weights,
-                    on_batch=on_batch)
+                    run.classes.ignore, on_batch)
 
 
 def _best_predictions(run):
