@@ -209,8 +209,8 @@ CASES = [
     ("predict", ["{best}", "{bad}/x.png", "--out", "{root}/p7", "--samples", "0"], 2,
      "--samples: must be at least 1"),
     # export
-    ("export", ["{best}", "{bad}/a-file"], 2, "a .pt file"),
-    ("export", ["{best}", "{bad}"], 2, "a .pt file"),
+    ("export", ["{best}", "{bad}/a-file"], 2, r"OUT must end in .pt .* or .onnx"),
+    ("export", ["{best}", "{bad}"], 2, r"OUT must end in .pt .* or .onnx"),
     ("export", ["{best}", "{root}/no/such/out.pt"], 2, "no such folder"),
     ("export", ["{bad}/nonfinite.npz", "{root}/out.pt"], 1, "non-finite values"),
     # bench and experiments

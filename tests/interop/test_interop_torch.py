@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tinysegnet import functional as F
+from tinysegnet import nn
 from tinysegnet.interop import torch as bridge
 from tinysegnet.models import build
 
@@ -134,3 +135,64 @@ def test_export_command_round_trip(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # never overwrites without being asked
         export.main([str(ckpt), str(tmp_path / "run.pt")])
     assert e.value.code == 2 and "already exist" in capsys.readouterr().err
+
+
+def test_an_exported_run_continues_in_pytorch_with_its_momentum(tiny_set, tmp_path):
+    """export's OUT.pt, OUT.momentum.pt and OUT.json: one PyTorch SGD step from them, with the
+    loss normalised as ours, gives the parameters our own next step gives (float32)."""
+    import json
+
+    from tinysegnet import engine, export, train
+    run_dir = tmp_path / "run"
+    train.main(["--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1", "--batch-size", "3", "--quiet",
+                "--device", "cpu", "--out", str(run_dir)])
+    export.main([str(run_dir / "last.npz"), str(tmp_path / "run.pt")])
+    info = json.loads((tmp_path / "run.json").read_text())
+    cfg = info["run"]
+    net = bridge.torch_model(info["model"])
+    net.load_state_dict(torch.load(tmp_path / "run.pt"))
+    buffers = torch.load(tmp_path / "run.momentum.pt")
+    assert set(buffers) == {name for name, _ in net.named_parameters()}
+    opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    for name, p in net.named_parameters():
+        opt.state[p]["momentum_buffer"] = buffers[name].clone()
+
+    run = engine.restore(str(run_dir / "last.npz"))
+    images, labels = run.train_split.images[:3], run.train_split.labels[:3]
+    x = engine.standardize(images, info["mean"], info["std"])
+    engine.train_step(run.model.train(), run.optimizer, x, labels, run.class_weights, info["ignore_index"])
+
+    net.train()
+    y = torch.from_numpy(labels.astype(np.int64))
+    logits = net(torch.from_numpy(x))
+    loss = torch.nn.functional.cross_entropy(logits, y, weight=torch.tensor(cfg["class_weights"]),
+                                             ignore_index=info["ignore_index"], reduction="sum")
+    (loss / (y != info["ignore_index"]).sum()).backward()
+    opt.step()
+    ours = bridge.torch_state_dict(run.model)
+    for name, value in net.state_dict().items():
+        if value.dtype.is_floating_point:
+            rel = float((value - ours[name]).abs().max() / max(float(ours[name].abs().max()), 1e-12))
+            assert rel < 1e-4, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["segnet-basic", "bayesian-segnet-basic", "segnet", "bayesian-segnet"])
+def test_onnx_export_agrees_with_our_logits(tmp_path, name):
+    ort = pytest.importorskip("onnxruntime")
+    from tinysegnet import checkpoint, engine, export
+    options = dict(base_width=8) if name.endswith("segnet") else dict(width=16, kernel=7)
+    model = build(name, **options)
+    nn.seed_dropout(model, 0)
+    model.forward(np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32))  # BN statistics
+    ckpt = tmp_path / "best.npz"
+    config = engine.RunConfig(model=name, mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    progress = dict(epoch=1, best_miou=0.5, best_epoch=1, history=[], rng={})
+    checkpoint.save(str(ckpt), model.state_dict(), engine.config.checkpoint_meta(config, model.config, progress))
+    export.main([str(ckpt), str(tmp_path / "model.onnx")])
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    for shape in [(1, 3, 45, 60), (3, 3, 64, 80), (2, 3, 37, 51)]:  # dynamic batch and size, odd sizes too
+        x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+        theirs = session.run(None, {"x": x})[0]
+        ours = model.eval().forward(x)
+        assert float(np.abs(theirs - ours).max()) <= 1e-4 * max(float(np.abs(ours).max()), 1.0), shape

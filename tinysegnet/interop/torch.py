@@ -142,6 +142,43 @@ def torch_state_dict(model):
     return to_torch(model).state_dict()
 
 
+def torch_momentum(model, optim_state):
+    """{PyTorch parameter name: momentum buffer} from a tinysegnet SGD state (``velocity.i``
+    for the model's i-th parameter): our SGD's rule is PyTorch's, so these are the buffers
+    ``torch.optim.SGD`` keeps as ``state[p]["momentum_buffer"]``."""
+    torch = require_torch()
+    net = torch_model(model.config)
+    torch_prefix = {id(layer): f"{name}." if name else "" for name, layer in net.named_modules()}
+    names = {}
+    for ours, theirs in _pairs(model, net):
+        for mine, its in _names(ours):
+            value = getattr(ours, mine)
+            if isinstance(value, nn.Parameter):
+                names[id(value)] = torch_prefix[id(theirs)] + its
+    params = model.parameters()
+    return {names[id(params[int(key.split(".")[1])])]: torch.from_numpy(to_numpy(v).astype(np.float32))
+            for key, v in optim_state.items()}
+
+
+def export_onnx(model, path):
+    """Write the model as ONNX (opset of torch.onnx's dynamo exporter) through its PyTorch twin
+    in eval mode (dropout off, batch norm's running statistics): input ``x`` (N, 3, H, W)
+    float32, standardised as the run did, output ``logits`` (N, K, H, W); batch and size dynamic."""
+    torch = require_torch()
+    try:
+        import onnx  # noqa: F401  (torch.onnx's dynamo exporter writes through these two)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise MissingDependency("ONNX export needs onnx and onnxscript: pip install 'tinysegnet[onnx]'") from None
+    net = to_torch(model).eval()
+    h, w = (45, 60)
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)}
+    program = torch.onnx.export(net, (torch.zeros(1, model.config.get("in_channels", 3), h, w),), dynamo=True,
+                                input_names=["x"], output_names=["logits"], dynamic_shapes=(dims,),
+                                verbose=False)
+    program.save(path)
+
+
 def from_torch(net_or_state, config):
     """A tinysegnet model built from ``config`` with the weights of a PyTorch twin (a network
     or its state_dict)."""
