@@ -201,3 +201,21 @@ def test_resume_reports_what_it_changes(tiny_set, tmp_path, capsys):
     capsys.readouterr()
     train.main(["--resume", str(tmp_path / "last.npz"), "--epochs", "2", "--lr", "0.05", "--quiet"])
     assert "resumed with lr 0.05 (was 0.1)" in capsys.readouterr().out
+
+
+def test_a_run_with_local_contrast_normalisation_remembers_it(tiny_set, tmp_path, capsys):
+    """--input-norm lcn: the run keeps it, and evaluate and predict feed the model the same way."""
+    _train(tiny_set, tmp_path / "lcn", "--epochs", "1", "--input-norm", "lcn")
+    model, config, _ = engine.load_run(str(tmp_path / "lcn" / "best.npz"))
+    assert config.input_norm == "lcn"
+    val, _ = engine.load_eval_data(config, "val", tiny_set)
+    expected, _ = engine.evaluate_split(model, val, config.mean, config.std, 8, norm="lcn")
+    evaluate.main([str(tmp_path / "lcn" / "best.npz"), "--json", str(tmp_path / "s.json")])
+    assert json.loads((tmp_path / "s.json").read_text())["confusion"] == expected["confusion"]
+    record = json.loads((tmp_path / "lcn" / "metrics.jsonl").read_text())
+    assert record["mIoU"] == pytest.approx(expected["mIoU"])  # validation during training: LCN too
+    predict.main([str(tmp_path / "lcn" / "best.npz"), os.path.join(tiny_set, "val"), "--out", str(tmp_path / "p"),
+                  "--format", "index"])
+    with pytest.raises(SystemExit) as e:  # fixed for the run's life
+        train.main(["--resume", str(tmp_path / "lcn" / "last.npz"), "--epochs", "2", "--input-norm", "standardize"])
+    assert e.value.code == 2

@@ -84,7 +84,7 @@ def _evaluate(args):
         train_split, _ = engine.load_eval_data(config, "train", args.data_dir, full_res=False)
         with _bar(len(train_split), "batch-norm statistics") as bar:
             engine.recompute_bn_statistics(model, train_split, config.mean, config.std, args.batch_size,
-                                           config.seed, on_batch=bar.to)
+                                           config.seed, on_batch=bar.to, norm=config.input_norm)
     split, full = engine.load_eval_data(config, args.split, args.data_dir,
                                         tuple(args.size) if args.size else None, args.full_res)
     scored = full if args.full_res else split
@@ -92,7 +92,7 @@ def _evaluate(args):
         result, _ = engine.evaluate_split(model, split, config.mean, config.std, args.batch_size, boundary_f1=True,
                                           full_res=full if args.full_res else None,
                                           samples=args.samples or 0, seed=args.seed, void=classes.ignore,
-                                          on_batch=bar.to)
+                                          on_batch=bar.to, norm=config.input_norm)
     where = f"{args.split} split, {'full resolution' if args.full_res else 'at %dx%d' % tuple(config.size)}"
     if args.samples:
         where += f", Monte Carlo dropout with {args.samples} samples"

@@ -59,7 +59,8 @@ def _export(args):
             torch.save(bridge.torch_momentum(model, optim_state), tmp)
         what = f"{args.out} ({len(torch_state)} tensors), {momentum} ({len(optim_state)} momentum buffers)"
     classes = config_classes(config)
-    info = dict(model=model.config, mean=config.mean, std=config.std, size=list(config.size),
+    info = dict(model=model.config, mean=config.mean, std=config.std, input_norm=config.input_norm,
+                size=list(config.size),
                 classes=list(classes.names), void=classes.void, ignore_index=classes.ignore,
                 loss="sum over valid pixels of class_weights[y] * cross-entropy, divided by the number of "
                      "valid pixels (PyTorch: cross_entropy(..., weight=w, ignore_index=ignore_index, "

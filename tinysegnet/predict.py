@@ -129,13 +129,13 @@ def _predict(args):
         out = os.path.join(args.out, stem)
         if args.samples:
             labels, uncertainty = engine.predict_monte_carlo(model, image, config.mean, config.std, config.size,
-                                                             args.samples, args.seed)
+                                                             args.samples, args.seed, config.input_norm)
             uncertainty_panel(image, labels, uncertainty, f"{out}_uncertainty.png", scale,
                               f"{os.path.basename(path)}: uncertainty from {args.samples} Monte Carlo "
                               f"dropout samples (variance of the class probabilities, mean over classes)",
                               class_names, palette)
         else:
-            labels = engine.predict(model, image, config.mean, config.std, config.size)
+            labels = engine.predict(model, image, config.mean, config.std, config.size, config.input_norm)
         if "labels" in kinds:
             save_png(with_legend(colorize(labels, palette), class_names, palette, void), f"{out}_labels.png")
             save_png(with_legend(overlay(image, labels, palette=palette), class_names, palette, void),

@@ -18,7 +18,7 @@ from .engine.config import DEFAULTS
 from .files import hold_folder, remove_temporaries
 from .models import MODELS
 
-FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed")
+FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed", "input_norm")
 
 
 def parse_args(argv=None):
@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float_in(0, float("inf")), help="default 5e-4")
     p.add_argument("--class-weights", choices=["median", "none"], help="default median")
     p.add_argument("--no-flip", action="store_true", help="no random left-right flips")
+    p.add_argument("--input-norm", choices=["standardize", "lcn"],
+                   help="standardize: each channel by the training set's mean and deviation (default); "
+                        "lcn: local contrast normalisation, the paper's (9x9 Gaussian window)")
     p.add_argument("--recompute-bn", action="store_true",
                    help="at the end, recompute batch-norm statistics over the training set "
                         "(SegNet-Tutorial's procedure) in best.npz and last.npz")
@@ -93,7 +96,7 @@ def make_run(args):
         size=tuple(args.size) if args.size else None, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, class_weighting=args.class_weights,
-        flip=not args.no_flip, seed=args.seed, device=args.device)
+        flip=not args.no_flip, seed=args.seed, device=args.device, input_norm=args.input_norm)
     return engine.start(config, out), None, []
 
 

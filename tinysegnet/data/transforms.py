@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .lcn import local_contrast_normalize
+
 
 def channel_stats(images):
     """Per-channel mean and standard deviation of uint8 images (N, H, W, 3), as float32 (3,)."""
@@ -14,6 +16,20 @@ def standardize(images, mean, std):
     scaled by ``std`` (3,): arrays or lists, such as a run config's."""
     x = (images.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+INPUT_NORMS = ("standardize", "lcn")
+
+
+def network_input(images, mean, std, norm="standardize"):
+    """uint8 images (N, H, W, 3) -> the network's float32 input (N, 3, H, W): standardised with
+    ``mean``/``std`` (a run's data statistics), or with ``norm="lcn"`` locally contrast-normalised
+    (``lcn.py``; the statistics are then unused)."""
+    if norm == "lcn":
+        return local_contrast_normalize(images)
+    if norm != "standardize":
+        raise ValueError(f"network_input: norm must be one of {INPUT_NORMS}, got {norm!r}")
+    return standardize(images, mean, std)
 
 
 def random_flip(images, labels, rng):

@@ -50,6 +50,7 @@ class RunConfig:
     std: list | None = None
     class_weights: list | None = None    # the loss's class weights (None: unweighted)
     classes: dict | None = None          # the data's classes.json (names, colors, void); None: CamVid's
+    input_norm: str = "standardize"      # "standardize" (the data's statistics) or "lcn" (the paper's)
 
     @classmethod
     def for_data(cls, data_dir=None, **overrides):
@@ -76,6 +77,7 @@ class RunConfig:
             ("flip", isinstance(self.flip, bool), "true or false"),
             ("seed", _int(self.seed) and self.seed >= 0, "an integer >= 0"),
             ("device", self.device in ("auto", "cpu", "gpu"), '"auto", "cpu" or "gpu"'),
+            ("input_norm", self.input_norm in ("standardize", "lcn"), '"standardize" or "lcn"'),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -95,7 +97,8 @@ class RunConfig:
             raise ConfigError(f"run config: expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         # checkpoints from before data sets had their own classes are CamVid's: no "classes"
-        unknown, missing = sorted(set(data) - names), sorted(names - set(data) - {"classes"})
+        # ... nor, from before LCN, an "input_norm": those standardised their inputs
+        unknown, missing = sorted(set(data) - names), sorted(names - set(data) - {"classes", "input_norm"})
         if unknown or missing:
             which = f"unknown field {unknown[0]}" if unknown else f"missing field {missing[0]}"
             raise ConfigError(f"run config: {which}")

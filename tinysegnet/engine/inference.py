@@ -8,7 +8,7 @@ from .. import checkpoint, nn
 from .. import functional as F
 from ..backend import to_device, to_numpy
 from ..data import camvid, folder, transforms
-from ..data.transforms import standardize
+from ..data.transforms import network_input
 from ..data.camvid import VOID
 from ..data.classes import config_classes, read_classes
 from ..errors import DataError
@@ -59,12 +59,14 @@ def monte_carlo(model, x, samples, seed=0):
     return mean, uncertainty
 
 
-def _inputs(model, images, mean, std):
-    """uint8 images (B, H, W, 3) standardised, in the model's dtype, on its device: (B, 3, H, W)."""
-    return to_device(standardize(images, mean, std).astype(model.dtype, copy=False), model.device)
+def _inputs(model, images, mean, std, norm):
+    """uint8 images (B, H, W, 3) as the network's input (:func:`network_input`: standardised, or
+    ``norm="lcn"``), in the model's dtype, on its device: (B, 3, H, W)."""
+    return to_device(network_input(images, mean, std, norm).astype(model.dtype, copy=False), model.device)
 
 
-def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, full_res=None, on_batch=None):
+def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, full_res=None, on_batch=None,
+                      norm="standardize"):
     """{n: (class ids (N, H, W) uint8, uncertainty (N, H, W) float32)} on the host for every
     image of ``split`` and each sample count n in ``counts``: the argmax of the mean
     probabilities and their uncertainty (both resized bilinearly to ``full_res``'s size, the
@@ -73,7 +75,7 @@ def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, ful
     the seed and the batch size alone. ``on_batch(images_done)`` reports progress."""
     out = {n: ([], []) for n in counts}
     for b, index in enumerate(transforms.batches(len(split), batch_size)):
-        x = _inputs(model, split.images[index], mean, std)
+        x = _inputs(model, split.images[index], mean, std, norm)
         batch_seed = int(np.random.SeedSequence([seed, b]).generate_state(1)[0])
         for n, probs, uncertainty in monte_carlo_estimates(model, x, counts, batch_seed):
             if full_res is not None:
@@ -86,17 +88,17 @@ def monte_carlo_split(model, split, mean, std, counts, batch_size=8, seed=0, ful
     return {n: (np.concatenate(ids), np.concatenate(u)) for n, (ids, u) in out.items()}
 
 
-def _split_logits(model, split, mean, std, batch_size, on_batch=None):
+def _split_logits(model, split, mean, std, batch_size, on_batch=None, norm="standardize"):
     """(index, logits (B, K, H, W) on the model's device) for each batch of ``split``, in eval
     mode; ``on_batch(images_done)`` after each."""
     model.eval()
     for index in transforms.batches(len(split), batch_size):
-        yield index, model.forward(_inputs(model, split.images[index], mean, std))
+        yield index, model.forward(_inputs(model, split.images[index], mean, std, norm))
         if on_batch:
             on_batch(index[-1] + 1)
 
 
-def predict_split(model, split, mean, std, batch_size=8, full_res=None, on_batch=None):
+def predict_split(model, split, mean, std, batch_size=8, full_res=None, on_batch=None, norm="standardize"):
     """Class ids (N, H, W) uint8 for every image of ``split``, in eval mode, on the model's
     device; ``mean``/``std`` (3,) standardise the inputs.
 
@@ -104,20 +106,21 @@ def predict_split(model, split, mean, std, batch_size=8, full_res=None, on_batch
     bilinearly to that size before the argmax. ``on_batch(images_done)`` reports progress.
     """
     out = []
-    for _, logits in _split_logits(model, split, mean, std, batch_size, on_batch):
+    for _, logits in _split_logits(model, split, mean, std, batch_size, on_batch, norm):
         if full_res is not None:
             logits = resize_scores(logits, full_res.size)
         out.append(to_numpy(logits.argmax(axis=1)).astype(np.uint8))
     return np.concatenate(out)
 
 
-def validate(model, split, mean, std, batch_size=8, class_weights=None, void=VOID, on_batch=None):
+def validate(model, split, mean, std, batch_size=8, class_weights=None, void=VOID, on_batch=None,
+             norm="standardize"):
     """(scores with ``loss``, predictions): one pass over a split at its own size, in eval
     mode, for a run's epoch: the class ids, the scores of :func:`score_predictions`, and the
     loss training minimises (weighted cross-entropy over the valid pixels, ``class_weights``
     (K,) on the model's device or None), averaged over the images as the training loss is."""
     out, total = [], 0.0
-    for index, logits in _split_logits(model, split, mean, std, batch_size, on_batch):
+    for index, logits in _split_logits(model, split, mean, std, batch_size, on_batch, norm):
         labels = to_device(split.labels[index], model.device)
         loss, _ = F.softmax_cross_entropy(logits, labels, class_weights, void)
         total += float(loss) * len(index)
@@ -138,45 +141,46 @@ def score_predictions(predictions, labels, n_classes, void=VOID, boundary_f1=Fal
 
 
 def evaluate_split(model, split, mean, std, batch_size=8, boundary_f1=False, full_res=None,
-                   samples=0, seed=0, void=VOID, on_batch=None):
+                   samples=0, seed=0, void=VOID, on_batch=None, norm="standardize"):
     """(scores, predictions): :func:`score_predictions` of the model's class ids for the
     split (over the model's classes); with ``samples`` > 0, of the Monte Carlo dropout
-    estimate from that many passes (masks from ``seed``)."""
+    estimate from that many passes (masks from ``seed``). ``norm``: the run's input
+    normalisation (``config.input_norm``), as in every inference function here."""
     if samples:
         predictions = monte_carlo_split(model, split, mean, std, [samples], batch_size, seed,
-                                        full_res, on_batch)[samples][0]
+                                        full_res, on_batch, norm)[samples][0]
     else:
-        predictions = predict_split(model, split, mean, std, batch_size, full_res, on_batch)
+        predictions = predict_split(model, split, mean, std, batch_size, full_res, on_batch, norm)
     labels = (full_res if full_res is not None else split).labels
     scores = score_predictions(predictions, labels, model.config["n_classes"], void, boundary_f1)
     return scores, predictions
 
 
-def _network_input(model, image, mean, std, size):
+def _network_input(model, image, mean, std, size, norm):
     """One RGB uint8 image (H, W, 3) as the network's input (1, 3, h, w) at ``size`` (h, w)."""
     small = np.asarray(Image.fromarray(image).resize(tuple(size)[::-1], Image.BILINEAR))
-    return _inputs(model, small[None], mean, std)
+    return _inputs(model, small[None], mean, std, norm)
 
 
-def predict(model, image, mean, std, size):
+def predict(model, image, mean, std, size, norm="standardize"):
     """Class ids (H, W) uint8 for one RGB uint8 image (H, W, 3) of any size: resized to
     ``size`` (h, w, the run's) for the network, the class scores resized back to the image's."""
-    logits = model.eval().forward(_network_input(model, image, mean, std, size))
+    logits = model.eval().forward(_network_input(model, image, mean, std, size, norm))
     logits = resize_scores(logits, image.shape[:2])
     return to_numpy(logits.argmax(axis=1)[0]).astype(np.uint8)
 
 
-def predict_monte_carlo(model, image, mean, std, size, samples, seed=0):
+def predict_monte_carlo(model, image, mean, std, size, samples, seed=0, norm="standardize"):
     """(class ids (H, W) uint8, uncertainty (H, W) float32) for one image of any size, from
     ``samples`` Monte Carlo dropout passes (:func:`monte_carlo`), resized to the image's size."""
-    probs, uncertainty = monte_carlo(model, _network_input(model, image, mean, std, size), samples, seed)
+    probs, uncertainty = monte_carlo(model, _network_input(model, image, mean, std, size, norm), samples, seed)
     shape = image.shape[:2]
     ids = resize_scores(probs, shape).argmax(axis=1)[0]
     uncertainty = resize_scores(uncertainty[:, None], shape)[0, 0]
     return to_numpy(ids).astype(np.uint8), to_numpy(uncertainty).astype(np.float32)
 
 
-def recompute_bn_statistics(model, split, mean, std, batch_size=8, seed=0, on_batch=None):
+def recompute_bn_statistics(model, split, mean, std, batch_size=8, seed=0, on_batch=None, norm="standardize"):
     """Replace every batch norm's running statistics by their average over ``split``.
 
     SegNet-Tutorial's ``Scripts/compute_bn_statistics.py``: after training, run the training
@@ -195,7 +199,7 @@ def recompute_bn_statistics(model, split, mean, std, batch_size=8, seed=0, on_ba
         for t, index in enumerate(transforms.batches(len(split), batch_size)):
             for bn in norms:
                 bn.momentum = 1.0 / (t + 1)
-            model.forward(_inputs(model, split.images[index], mean, std))
+            model.forward(_inputs(model, split.images[index], mean, std, norm))
             if on_batch:
                 on_batch(index[-1] + 1)
     finally:

@@ -29,7 +29,7 @@ from ..models import build, from_config
 from ..optim import SGD
 from .config import checkpoint_meta, read_meta
 from .folders import saved_progress
-from ..data.transforms import standardize
+from ..data.transforms import network_input
 from .inference import recompute_bn_statistics, validate
 
 
@@ -171,7 +171,7 @@ def train_epoch(run, on_batch=None):
         if config.flip:
             images, labels = transforms.random_flip(images, labels, run.rng)
         F.check_labels(labels, len(run.classes), run.classes.ignore)  # on the host: free, unlike on a GPU
-        x = to_device(standardize(images, config.mean, config.std), run.device)
+        x = to_device(network_input(images, config.mean, config.std, config.input_norm), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
         try:
             loss = train_step(model, run.optimizer, x, y, weights, run.classes.ignore)
@@ -332,7 +332,7 @@ def _recompute_bn_in_checkpoints(run):
 def _validate(run, on_batch=None):
     config = run.config
     return validate(run.model, run.val_split, config.mean, config.std, config.batch_size, run.class_weights,
-                    run.classes.ignore, on_batch)
+                    run.classes.ignore, on_batch, config.input_norm)
 
 
 def _best_predictions(run):
@@ -344,7 +344,8 @@ def _best_predictions(run):
 
 def _recompute_bn(run):
     config = run.config
-    recompute_bn_statistics(run.model, run.train_split, config.mean, config.std, config.batch_size, config.seed)
+    recompute_bn_statistics(run.model, run.train_split, config.mean, config.std, config.batch_size, config.seed,
+                            norm=config.input_norm)
 
 
 def finish(run, recompute_bn=False):
