@@ -18,7 +18,7 @@ from .engine.config import DEFAULTS
 from .files import hold_folder, remove_temporaries
 from .models import MODELS
 
-FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed", "input_norm")
+FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed", "input_norm", "encoder_weights")
 
 
 def parse_args(argv=None):
@@ -48,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--recompute-bn", action="store_true",
                    help="at the end, recompute batch-norm statistics over the training set "
                         "(SegNet-Tutorial's procedure) in best.npz and last.npz")
+    p.add_argument("--encoder-weights", metavar="VGG16.pth",
+                   help="--model segnet / bayesian-segnet: start the encoder from a torchvision vgg16 "
+                        "state_dict (the paper's ImageNet initialisation; needs PyTorch to read it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--seed", type=non_negative_int, help="default 0")
     p.add_argument("--out", help="run folder (default: runs/<model>-<data>-<time>)")
@@ -57,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--tensorboard", action="store_true",
                    help="also log every epoch's scalars to RUN/tensorboard for TensorBoard (needs tensorboardX)")
     args = p.parse_args(argv)
+    if args.encoder_weights and (args.model or "segnet-basic") not in ("segnet", "bayesian-segnet"):
+        p.error("--encoder-weights (VGG16's) initialises SegNet's encoder: give --model segnet or bayesian-segnet")
     if args.resume:
         if args.epochs is None:
             p.error("--resume needs --epochs: the total number of epochs to reach")
@@ -96,7 +101,8 @@ def make_run(args):
         size=tuple(args.size) if args.size else None, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, class_weighting=args.class_weights,
-        flip=not args.no_flip, seed=args.seed, device=args.device, input_norm=args.input_norm)
+        flip=not args.no_flip, seed=args.seed, device=args.device, input_norm=args.input_norm,
+        encoder_weights=os.path.abspath(args.encoder_weights) if args.encoder_weights else None)
     return engine.start(config, out), None, []
 
 

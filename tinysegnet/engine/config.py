@@ -51,6 +51,7 @@ class RunConfig:
     class_weights: list | None = None    # the loss's class weights (None: unweighted)
     classes: dict | None = None          # the data's classes.json (names, colors, void); None: CamVid's
     input_norm: str = "standardize"      # "standardize" (the data's statistics) or "lcn" (the paper's)
+    encoder_weights: str | None = None   # SegNet's encoder initialised from this VGG16 state_dict
 
     @classmethod
     def for_data(cls, data_dir=None, **overrides):
@@ -96,9 +97,10 @@ class RunConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"run config: expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        # checkpoints from before data sets had their own classes are CamVid's: no "classes"
-        # ... nor, from before LCN, an "input_norm": those standardised their inputs
-        unknown, missing = sorted(set(data) - names), sorted(names - set(data) - {"classes", "input_norm"})
+        # Fields older checkpoints lack, and what they meant: no "classes" (CamVid's), no
+        # "input_norm" (standardised inputs), no "encoder_weights" (trained from scratch).
+        optional = {"classes", "input_norm", "encoder_weights"}
+        unknown, missing = sorted(set(data) - names), sorted(names - set(data) - optional)
         if unknown or missing:
             which = f"unknown field {unknown[0]}" if unknown else f"missing field {missing[0]}"
             raise ConfigError(f"run config: {which}")

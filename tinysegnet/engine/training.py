@@ -94,6 +94,10 @@ def start(config, out_dir):
     device = resolve_device(config.device)
     classes = read_classes(config.data_dir) if config.data_dir else CAMVID
     config = dataclasses.replace(config, classes=classes.to_json())
+    model = build(config.model, n_classes=len(classes), seed=config.seed)
+    if config.encoder_weights:  # the paper's initialisation: before the data, so a wrong file costs nothing
+        from ..interop.vgg16 import load_vgg16_encoder
+        load_vgg16_encoder(model, config.encoder_weights)
     train_split, val_split = load_data(config)
     if not (train_split.labels != classes.ignore).any():
         raise DataError("the training split has no labelled pixels (every pixel is void): "
@@ -103,7 +107,7 @@ def start(config, out_dir):
                if config.class_weighting == "median" else None)
     config = dataclasses.replace(config, mean=mean.tolist(), std=std.tolist(),
                                  class_weights=None if weights is None else weights.tolist())
-    model = build(config.model, n_classes=len(classes), seed=config.seed).to(device)
+    model.to(device)
     optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                     weight_decay=config.weight_decay)
     progress = dict(epoch=0, best_miou=-1.0, best_epoch=None, history=[])
