@@ -15,7 +15,7 @@ from tinysegnet.engine import ConfigError, RunConfig
 deliberate_overflow = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMANDS = {"train", "evaluate", "predict", "export", "bench", "experiments", "lessons", "pretrained"}
+COMMANDS = {"train", "evaluate", "predict", "export", "bench", "experiments", "lessons", "pretrained", "demo"}
 
 
 def test_config_round_trips_through_json():
