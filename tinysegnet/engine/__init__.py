@@ -19,11 +19,11 @@ from .pretrained import load_pretrained
 from .inference import (evaluate_split, load_eval_data, load_run, monte_carlo,
                         monte_carlo_estimates, monte_carlo_split, predict, predict_monte_carlo,
                         predict_split, recompute_bn_statistics, score_predictions)
-from .training import (Diverged, Interrupted, Run, finish, fit, load_data, restore, save, start,
+from .training import (Diverged, Interrupted, Run, end_epoch, finish, fit, load_data, restore, save, start,
                        train_epoch, train_step)
 
 __all__ = ["RunConfig", "ConfigError", "Run", "start", "restore", "fit", "train_epoch", "train_step",
-           "save", "finish", "load_data", "Diverged", "Interrupted", "evaluate_split", "predict_split",
+           "save", "end_epoch", "finish", "load_data", "Diverged", "Interrupted", "evaluate_split", "predict_split",
            "predict", "recompute_bn_statistics", "load_run", "load_eval_data", "monte_carlo",
            "monte_carlo_estimates", "monte_carlo_split", "predict_monte_carlo", "score_predictions",
            "standardize", "load_pretrained", "folders"]

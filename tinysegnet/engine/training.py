@@ -282,30 +282,7 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
                     loss, seconds = _timed(lambda: train_epoch(run, on_batch))
             except FloatingPointError as e:
                 raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
-            _check_finite(run, epoch)
-            (scores, predictions), val_seconds = _timed(lambda: _validate(run, on_val_batch))
-            record = dict(epoch=epoch, loss=loss, val_loss=scores["loss"], G=scores["G"], C=scores["C"],
-                          mIoU=scores["mIoU"], lr=run.config.lr,
-                          class_iou=dict(zip(run.classes.names, scores["class_iou"])),
-                          seconds=seconds, val_seconds=val_seconds)
-            progress["epoch"] = epoch
-            progress["history"].append(record)
-            progress.pop("bn_recomputed", None)  # a new epoch's statistics are running averages again
-            best = scores["mIoU"] > progress["best_miou"]
-            # best.npz before last.npz: interrupted between the two, the resume repeats this
-            # epoch and writes the same best.npz again.
-            if best:
-                progress["best_miou"], progress["best_epoch"] = scores["mIoU"], epoch
-                save(run, "best.npz")
-            # The epoch as the user waits for it: training, validation, best.npz (the record
-            # travels in last.npz, so that save and the pictures after it, about a second, are not in it).
-            record.update(total_seconds=time.perf_counter() - began,
-                          finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-            save(run, "last.npz")
-            _write_metrics(run)
-            _write_curves(run)
-            if best or not os.path.exists(os.path.join(run.out_dir, "predictions.png")):
-                _write_predictions(run, predictions if best else _best_predictions(run))
+            record, best = end_epoch(run, epoch, loss, seconds, began, on_val_batch)
             if on_epoch:
                 on_epoch(run, record, best)
     except KeyboardInterrupt:
@@ -315,6 +292,40 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
     if recompute_bn:
         _recompute_bn_in_checkpoints(run)
     return progress["history"]
+
+
+def end_epoch(run, epoch, loss, seconds, began, on_val_batch=None):
+    """What follows an epoch of training (the model and optimiser in ``run`` as it left them):
+    check every array finite, validate, save best.npz (on a new best val mIoU) and then
+    last.npz, rewrite the metrics and the pictures. Returns (the epoch's record, is_best).
+    ``began``: ``time.perf_counter()`` when the epoch started; ``seconds``: its training time.
+    :func:`fit` calls it after each :func:`train_epoch`, and so does a run continued elsewhere
+    (``interop.distributed``), so both write a run folder the same way."""
+    progress = run.progress
+    _check_finite(run, epoch)
+    (scores, predictions), val_seconds = _timed(lambda: _validate(run, on_val_batch))
+    record = dict(epoch=epoch, loss=loss, val_loss=scores["loss"], G=scores["G"], C=scores["C"],
+                  mIoU=scores["mIoU"], lr=run.config.lr, class_iou=dict(zip(run.classes.names, scores["class_iou"])),
+                  seconds=seconds, val_seconds=val_seconds)
+    progress["epoch"] = epoch
+    progress["history"].append(record)
+    progress.pop("bn_recomputed", None)  # a new epoch's statistics are running averages again
+    best = scores["mIoU"] > progress["best_miou"]
+    # best.npz before last.npz: interrupted between the two, the resume repeats this epoch and
+    # writes the same best.npz again.
+    if best:
+        progress["best_miou"], progress["best_epoch"] = scores["mIoU"], epoch
+        save(run, "best.npz")
+    # The epoch as the user waits for it: training, validation, best.npz (the record travels in
+    # last.npz, so that save and the pictures after it, about a second, are not in it).
+    record.update(total_seconds=time.perf_counter() - began,
+                  finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    save(run, "last.npz")
+    _write_metrics(run)
+    _write_curves(run)
+    if best or not os.path.exists(os.path.join(run.out_dir, "predictions.png")):
+        _write_predictions(run, predictions if best else _best_predictions(run))
+    return record, best
 
 
 def _recompute_bn_in_checkpoints(run):

@@ -142,11 +142,8 @@ def torch_state_dict(model):
     return to_torch(model).state_dict()
 
 
-def torch_momentum(model, optim_state):
-    """{PyTorch parameter name: momentum buffer} from a tinysegnet SGD state (``velocity.i``
-    for the model's i-th parameter): our SGD's rule is PyTorch's, so these are the buffers
-    ``torch.optim.SGD`` keeps as ``state[p]["momentum_buffer"]``."""
-    torch = require_torch()
+def torch_parameter_names(model):
+    """The PyTorch twin's name of each of ``model.parameters()``, in order."""
     net = torch_model(model.config)
     torch_prefix = {id(layer): f"{name}." if name else "" for name, layer in net.named_modules()}
     names = {}
@@ -155,9 +152,23 @@ def torch_momentum(model, optim_state):
             value = getattr(ours, mine)
             if isinstance(value, nn.Parameter):
                 names[id(value)] = torch_prefix[id(theirs)] + its
-    params = model.parameters()
-    return {names[id(params[int(key.split(".")[1])])]: torch.from_numpy(to_numpy(v).astype(np.float32))
+    return [names[id(p)] for p in model.parameters()]
+
+
+def torch_momentum(model, optim_state):
+    """{PyTorch parameter name: momentum buffer} from a tinysegnet SGD state (``velocity.i``
+    for the model's i-th parameter): our SGD's rule is PyTorch's, so these are the buffers
+    ``torch.optim.SGD`` keeps as ``state[p]["momentum_buffer"]``."""
+    torch = require_torch()
+    names = torch_parameter_names(model)
+    return {names[int(key.split(".")[1])]: torch.from_numpy(to_numpy(v).astype(np.float32))
             for key, v in optim_state.items()}
+
+
+def momentum_from_torch(model, buffers):
+    """The inverse of :func:`torch_momentum`: a tinysegnet SGD state from PyTorch's buffers."""
+    return {f"velocity.{i}": buffers[name].detach().cpu().numpy()
+            for i, name in enumerate(torch_parameter_names(model)) if name in buffers}
 
 
 def export_onnx(model, path):
