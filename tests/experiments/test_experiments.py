@@ -77,3 +77,18 @@ def test_an_interrupted_experiment_is_one_line(tiny_set, tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip()
     assert e.value.code == 130 and "\n" not in err
     assert err.startswith("experiments: interrupted in epoch 3 of segnet-basic;") and "holds epoch 2" in err
+
+
+def test_lcn_report_from_two_runs(tiny_set, tmp_path, capsys):
+    from tinysegnet import train
+    from tinysegnet.experiments import lcn
+    for norm in ("standardize", "lcn"):
+        train.main(["--data-dir", tiny_set, "--size", "32", "48", "--epochs", "2", "--batch-size", "3", "--quiet",
+                    "--device", "cpu", "--input-norm", norm, "--out", str(tmp_path / norm)])
+    lcn.main(["--runs", str(tmp_path / "standardize"), str(tmp_path / "lcn"), "--report", str(tmp_path / "docs")])
+    report = (tmp_path / "docs" / "lcn.md").read_text()
+    assert "| standardised | 2 |" in report and "| LCN | 2 |" in report and "Bicyclist" in report
+    assert "within the epoch-to-epoch noise" in report or "beyond the epoch-to-epoch noise" in report
+    with pytest.raises(SystemExit) as e:  # the runs the other way round: one line
+        lcn.main(["--runs", str(tmp_path / "lcn"), str(tmp_path / "standardize"), "--report", str(tmp_path / "d2")])
+    assert e.value.code == 2 and "--input-norm lcn, not standardize" in capsys.readouterr().err

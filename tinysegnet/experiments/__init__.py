@@ -3,14 +3,15 @@
 - ``decoders``: the SegNet paper's Table 1, SegNet-Basic against bilinear and FCN decoders.
 - ``bayesian``: Bayesian SegNet's claims, Monte Carlo dropout against SegNet-Basic.
 - ``choices``: median-frequency class weights and recomputed batch-norm statistics, measured.
+- ``lcn``: local contrast normalisation against standardisation, on two runs of one protocol.
 """
 
 import sys
 
-from . import bayesian, choices, decoders
+from . import bayesian, choices, decoders, lcn
 
-EXPERIMENTS = {"decoders": decoders.main, "bayesian": bayesian.main, "choices": choices.main}
-USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian,choices} [--data-dir DIR ...] "
+EXPERIMENTS = {"decoders": decoders.main, "bayesian": bayesian.main, "choices": choices.main, "lcn": lcn.main}
+USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian,choices,lcn} [--data-dir DIR ...] "
          "(--help after the name for its options)")
 
 
