@@ -69,14 +69,3 @@ def test_sigterm_is_ctrl_c_in_every_command_and_the_handler_comes_back(capsys):
     assert e.value.code == 130 and "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before
 
-
-def test_the_package_imports_from_the_clones_parent_folder(tmp_path):
-    """A folder named tinysegnet in the working directory (a clone, seen from its parent) must
-    not shadow the installed package as an empty namespace package."""
-    import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    os.symlink(root, tmp_path / "tinysegnet")
-    out = subprocess.run([sys.executable, "-c", "import tinysegnet; print(tinysegnet.__file__)"],
-                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
-    assert out.endswith(os.path.join("tinysegnet", "__init__.py")), out
