@@ -11,6 +11,8 @@ import math
 import os
 import sys
 
+from tqdm import tqdm
+
 from .errors import Misuse, UserError  # noqa: F401  (Misuse: the commands raise it from here)
 
 
@@ -24,6 +26,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+class ProgressBar:
+    """A progress bar on stderr over ``total`` images for a command's long inference steps,
+    ``to(done)`` moving it (the ``on_batch`` callbacks of the engine's inference functions)."""
+
+    def __init__(self, total, what):
+        self.tqdm = tqdm(total=total, desc=what, unit="img", file=sys.stderr, leave=False)
+
+    def to(self, done):
+        self.tqdm.update(done - self.tqdm.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.tqdm.close()
 
 
 def positive_int(text):

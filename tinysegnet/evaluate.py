@@ -9,10 +9,8 @@ of its single pass with dropout off ("weight averaging").
 """
 
 import os
-import sys
 
 import numpy as np
-from tqdm import tqdm
 
 from . import cli, engine
 from .backend import resolve_device
@@ -82,13 +80,13 @@ def _evaluate(args):
         cli.require_dropout(model, config.model, args.checkpoint)
     if args.recompute_bn:
         train_split, _ = engine.load_eval_data(config, "train", args.data_dir, full_res=False)
-        with _bar(len(train_split), "batch-norm statistics") as bar:
+        with cli.ProgressBar(len(train_split), "batch-norm statistics") as bar:
             engine.recompute_bn_statistics(model, train_split, config.mean, config.std, args.batch_size,
                                            config.seed, on_batch=bar.to, norm=config.input_norm)
     split, full = engine.load_eval_data(config, args.split, args.data_dir,
                                         tuple(args.size) if args.size else None, args.full_res)
     scored = full if args.full_res else split
-    with _bar(len(split), f"{args.split} split") as bar:
+    with cli.ProgressBar(len(split), f"{args.split} split") as bar:
         result, _ = engine.evaluate_split(model, split, config.mean, config.std, args.batch_size, boundary_f1=True,
                                           full_res=full if args.full_res else None,
                                           samples=args.samples or 0, seed=args.seed, void=classes.ignore,
@@ -109,22 +107,6 @@ def _evaluate(args):
                     samples=args.samples or 0, seed=args.seed if args.samples else None,
                     recompute_bn=args.recompute_bn, classes=list(classes.names), void=classes.void)
         write_text(args.json, strict_json(dict(what, **result), indent=2) + "\n")
-
-
-class _bar:
-    """A progress bar on stderr over ``total`` images, ``to(done)`` moving it."""
-
-    def __init__(self, total, what):
-        self.tqdm = tqdm(total=total, desc=what, unit="img", file=sys.stderr, leave=False)
-
-    def to(self, done):
-        self.tqdm.update(done - self.tqdm.n)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.tqdm.close()
 
 
 if __name__ == "__main__":

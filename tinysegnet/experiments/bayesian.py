@@ -90,7 +90,9 @@ def measure(runs, data_dir, samples, seed, device, batch_size=8):
                 plain, split, plain_config.mean, plain_config.std, batch_size, boundary_f1=True)[0]),
             "Bayesian SegNet-Basic, weight averaging": _scores(engine.evaluate_split(
                 bayes, split, config.mean, config.std, batch_size, boundary_f1=True)[0])}
-    estimates = engine.monte_carlo_split(bayes, split, config.mean, config.std, samples, batch_size, seed)
+    with cli.ProgressBar(len(split), f"Monte Carlo, {max(samples)} samples") as bar:
+        estimates = engine.monte_carlo_split(bayes, split, config.mean, config.std, samples, batch_size, seed,
+                                             on_batch=bar.to)
     for n in samples:
         rows[f"Bayesian SegNet-Basic, Monte Carlo N = {n}"] = _scores(engine.score_predictions(
             estimates[n][0], split.labels, bayes.config["n_classes"], boundary_f1=True))

@@ -32,7 +32,8 @@ def scores_both_ways(run_dir, data_dir, device, batch_size=8):
     val, _ = engine.load_eval_data(config, "val", data_dir)
     train, _ = engine.load_eval_data(config, "train", data_dir)
     out = {"running": engine.evaluate_split(model, val, config.mean, config.std, batch_size)[0]}
-    engine.recompute_bn_statistics(model, train, config.mean, config.std, batch_size, config.seed)
+    with cli.ProgressBar(len(train), "batch-norm statistics") as bar:
+        engine.recompute_bn_statistics(model, train, config.mean, config.std, batch_size, config.seed, bar.to)
     out["recomputed"] = engine.evaluate_split(model, val, config.mean, config.std, batch_size)[0]
     return {k: {m: v[m] for m in ("G", "C", "mIoU", "class_iou")} for k, v in out.items()}
 

@@ -25,7 +25,8 @@ def measure(variant, run_dir, device):
     """The table row of a trained variant: its best checkpoint scored on the val split."""
     model, config, progress = engine.load_run(os.path.join(run_dir, "best.npz"), device)
     split, _ = engine.load_eval_data(config, "val")
-    scores, _ = engine.evaluate_split(model, split, config.mean, config.std, 8, boundary_f1=True)
+    with cli.ProgressBar(len(split), f"{variant}, val split") as bar:
+        scores, _ = engine.evaluate_split(model, split, config.mean, config.std, 8, boundary_f1=True, on_batch=bar.to)
     return dict(variant=variant, parameters=model.num_parameters(),
                 storage=storage_multiplier(model, tuple(config.size)),
                 ms=inference_ms(model, config.size, device), epoch=progress["best_epoch"],

@@ -21,8 +21,9 @@ from .common import protocol
 def _score(run_dir, data_dir):
     model, config, progress = engine.load_run(os.path.join(run_dir, "best.npz"))
     val, _ = engine.load_eval_data(config, "val", data_dir, full_res=False)
-    scores, _ = engine.evaluate_split(model, val, config.mean, config.std, 8, boundary_f1=True,
-                                      norm=config.input_norm)
+    with cli.ProgressBar(len(val), f"{os.path.basename(run_dir)}, val split") as bar:
+        scores, _ = engine.evaluate_split(model, val, config.mean, config.std, 8, boundary_f1=True,
+                                          norm=config.input_norm, on_batch=bar.to)
     history = engine.load_run(os.path.join(run_dir, "last.npz"))[2]["history"]
     return config, progress, scores, [r["mIoU"] for r in history], val
 
