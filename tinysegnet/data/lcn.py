@@ -42,35 +42,32 @@ def local_contrast_normalize(images):
     return (centred / np.maximum(deviation, floor)).astype(np.float32)
 
 
+def _window_average_loops(a, g):
+    """(H, W): at each pixel, the g-weighted average of ``a`` over the window's pixels inside
+    the image (the weights of those outside left out, as the coverage correction does)."""
+    h, w = a.shape
+    p = len(g) // 2
+    out = np.zeros((h, w))
+    for i in range(h):
+        for j in range(w):
+            total = weight = 0.0
+            for u in range(-p, p + 1):
+                for v in range(-p, p + 1):
+                    if 0 <= i + u < h and 0 <= j + v < w:
+                        total += g[u + p, v + p] * a[i + u, j + v]
+                        weight += g[u + p, v + p]
+            out[i, j] = total / weight
+    return out
+
+
 def local_contrast_normalize_loops(image):
     """The same for one image (H, W, 3), pixel by pixel: the reference the tests hold the
     convolution version to."""
     x = image.astype(np.float64) / 255
     g = gaussian_window().astype(np.float64)
-    h, w_, channels = x.shape
-    p = WINDOW // 2
-    out = np.zeros((channels, h, w_))
-    for c in range(channels):
-        mean = np.zeros((h, w_))
-        for i in range(h):
-            for j in range(w_):
-                total = weight = 0.0
-                for u in range(-p, p + 1):
-                    for v in range(-p, p + 1):
-                        if 0 <= i + u < h and 0 <= j + v < w_:
-                            total += g[u + p, v + p] * x[i + u, j + v, c]
-                            weight += g[u + p, v + p]
-                mean[i, j] = total / weight
-        centred = x[:, :, c] - mean
-        deviation = np.zeros((h, w_))
-        for i in range(h):
-            for j in range(w_):
-                total = weight = 0.0
-                for u in range(-p, p + 1):
-                    for v in range(-p, p + 1):
-                        if 0 <= i + u < h and 0 <= j + v < w_:
-                            total += g[u + p, v + p] * centred[i + u, j + v] ** 2
-                            weight += g[u + p, v + p]
-                deviation[i, j] = np.sqrt(total / weight)
+    out = np.zeros((x.shape[2],) + x.shape[:2])
+    for c in range(x.shape[2]):
+        centred = x[:, :, c] - _window_average_loops(x[:, :, c], g)
+        deviation = np.sqrt(_window_average_loops(centred ** 2, g))
         out[c] = centred / np.maximum(deviation, max(deviation.mean(), EPS))
     return out

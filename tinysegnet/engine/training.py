@@ -164,7 +164,7 @@ def train_epoch(run, on_batch=None):
     Raises FloatingPointError on a non-finite loss.
     """
     model, config = run.model.train(), run.config
-    weights = run.class_weights
+    weights, classes = run.class_weights, run.classes  # once, not per batch
     # Dropout's masks: a generator per epoch, seeded by the run's seed and the epoch, so a
     # resumed run draws exactly the masks the uninterrupted one would have.
     epoch = run.progress["epoch"] + 1
@@ -174,11 +174,11 @@ def train_epoch(run, on_batch=None):
         images, labels = run.train_split.images[index], run.train_split.labels[index]
         if config.flip:
             images, labels = transforms.random_flip(images, labels, run.rng)
-        F.check_labels(labels, len(run.classes), run.classes.ignore)  # on the host: free, unlike on a GPU
+        F.check_labels(labels, len(classes), classes.ignore)  # on the host: free, unlike on a GPU
         x = to_device(network_input(images, config.mean, config.std, config.input_norm), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
         try:
-            loss = train_step(model, run.optimizer, x, y, weights, run.classes.ignore)
+            loss = train_step(model, run.optimizer, x, y, weights, classes.ignore)
         except FloatingPointError as e:
             raise FloatingPointError(f"{e} at step {step + 1}") from None
         total, count = total + loss * len(index), count + len(index)
