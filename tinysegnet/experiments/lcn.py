@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-from .. import cli, engine
+from .. import checkpoint, cli, engine
+from ..engine.config import read_meta
 from ..data.classes import config_classes
 from ..files import strict_json, write_text
 from .common import protocol
@@ -29,12 +30,15 @@ def _score(run_dir, data_dir):
 
 
 def measure(runs, data_dir):
+    for name, run_dir in zip(("standardize", "lcn"), runs):  # before any scoring
+        path = os.path.join(run_dir, "best.npz")
+        norm = read_meta(checkpoint.load_meta(path), path)[0].input_norm
+        if norm != name:
+            raise cli.Misuse(f"{run_dir} holds a run with --input-norm {norm}, not {name}: give the "
+                             f"standardised run first, then the LCN one")
     out = {}
     for name, run_dir in zip(("standardize", "lcn"), runs):
         config, progress, scores, curve, val = _score(run_dir, data_dir)
-        if config.input_norm != name:
-            raise cli.Misuse(f"{run_dir} holds a run with --input-norm {config.input_norm}, not {name}: give the "
-                             f"standardised run first, then the LCN one")
         out[name] = dict(run=run_dir, protocol=protocol(config), epochs=len(curve), best_epoch=progress["epoch"],
                          scores={k: scores[k] for k in ("G", "C", "mIoU", "BF", "class_iou")}, curve=curve,
                          classes=list(config_classes(config).names), val_names=list(val.names))
