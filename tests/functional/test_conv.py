@@ -8,12 +8,24 @@ from tinysegnet.testing import strict_cupy
 from conftest import rel_close
 
 
-METHODS = ["rowshift", "im2col"]
+METHODS = list(F.conv.METHODS)  # rowshift, im2col, fft, winograd
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("k,pad,bias", [(1, None, True), (3, None, True), (7, None, False),
-                                        (3, 0, True), (5, 4, False)])
+def cases(methods, *kernel_cases):
+    """(method, *case) for every method and case whose kernel (the case's first value, or
+    the case itself) the method computes: Winograd's F(2x2, 3x3) takes 3x3 kernels only."""
+    pairs = []
+    for method in methods:
+        for case in kernel_cases:
+            case = case if isinstance(case, tuple) else (case,)
+            if method != "winograd" or case[0] == 3:
+                pairs.append((method,) + case)
+    return pairs
+
+
+@pytest.mark.parametrize("method,k,pad,bias", cases(METHODS, (1, None, True), (3, None, True),
+                                                     (7, None, False), (3, 0, True), (5, 4, False),
+                                                     (3, 2, False)))
 def test_fast_matches_reference_forward_and_backward(xp, rng, k, pad, bias, method):
     x = xp.asarray(rng.standard_normal((2, 3, 9, 8)))
     w = xp.asarray(rng.standard_normal((4, 3, k, k)))
@@ -30,8 +42,7 @@ def test_fast_matches_reference_forward_and_backward(xp, rng, k, pad, bias, meth
             rel_close(ours, theirs, 1e-12)
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize("method,k", cases(METHODS, 1, 3, 7))
 def test_gradients(xp, rng, k, method):
     x = xp.asarray(rng.standard_normal((2, 3, 7, 8)))
     w = xp.asarray(rng.standard_normal((2, 3, k, k)))
@@ -69,8 +80,7 @@ def test_mixed_dtypes_refused():
         F.conv2d_forward(np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 3, 3)))
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("k,bias", [(1, True), (3, True), (7, False)])
+@pytest.mark.parametrize("method,k,bias", cases(METHODS, (1, True), (3, True), (7, False)))
 def test_agrees_with_torch(rng, k, bias, method):
     torch = pytest.importorskip("torch")
     x = rng.standard_normal((2, 5, 11, 9)).astype(np.float32)
@@ -93,12 +103,11 @@ def test_agrees_with_torch(rng, k, bias, method):
 def test_alternating_shapes_through_reused_scratch(xp, rng):
     """A large call leaves data in the scratch buffers; smaller calls with other paddings
     must still see zero borders (a stale border would change these results)."""
-    big = xp.asarray(rng.standard_normal((3, 5, 20, 22))), xp.asarray(rng.standard_normal((6, 5, 7, 7)))
-    for method in METHODS:
+    for method, k, pad, shape in cases(METHODS, (7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)),
+                                       (3, 1, (2, 4, 11, 5)), (3, 2, (1, 3, 7, 6)), (3, 0, (2, 2, 9, 9))):
+        big_k = 3 if method == "winograd" else 7
+        big = xp.asarray(rng.standard_normal((3, 5, 20, 22))), xp.asarray(rng.standard_normal((6, 5, big_k, big_k)))
         F.conv2d_backward(*F.conv2d_forward(*big, method=method))
-    for (k, pad, shape), method in zip([(7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)), (3, 1, (2, 4, 11, 5)),
-                                        (7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)), (3, 1, (2, 4, 11, 5))],
-                                       METHODS * 3):
         x = xp.asarray(rng.standard_normal(shape))
         w = xp.asarray(rng.standard_normal((3, shape[1], k, k)))
         out, cache = F.conv2d_forward(x, w, None, pad, method=method)
@@ -130,7 +139,9 @@ def test_choose_method():
     assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # the CamVid protocol
     assert F.conv.choose_method((12, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
     assert F.conv.choose_method((12, 64, 360, 480), (64, 64, 7, 7), np) == "rowshift"  # transforms too long
-    assert F.conv.choose_method((12, 256, 45, 60), (256, 256, 3, 3), np) == "rowshift"  # 3x3: no gain
+    assert F.conv.choose_method((12, 256, 45, 60), (256, 256, 3, 3), np) == "winograd"  # SegNet's 3x3
+    assert F.conv.choose_method((12, 512, 6, 8), (512, 512, 3, 3), np) == "winograd"
+    assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 3, 3), np) == "rowshift"  # transforms outweigh
     assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate
 
 
@@ -142,12 +153,21 @@ def test_choose_method_on_a_device():
 
 
 def test_unknown_method_refused():
-    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft"):
-        F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="winograd")
+    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft, winograd"):
+        F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="direct")
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("k,pad", [(1, 0), (3, 0), (3, 1)])
+def test_winograd_takes_3x3_kernels_only(rng):
+    with pytest.raises(ValueError, match="3x3 kernels only"):
+        F.conv2d_forward(np.zeros((1, 1, 7, 7)), np.zeros((1, 1, 7, 7)), method="winograd")
+    # forced for a whole model, it computes the 3x3 layers and leaves the others their pick
+    x, w7, w3 = rng.standard_normal((1, 2, 9, 9)), rng.standard_normal((2, 2, 7, 7)), rng.standard_normal((2, 2, 3, 3))
+    with F.conv.using_method("winograd"):
+        assert F.conv2d_forward(x, w3)[1].method == "winograd"
+        assert F.conv2d_forward(x, w7)[1].method == F.conv.choose_method(x.shape, w7.shape, np)
+
+
+@pytest.mark.parametrize("method,k,pad", cases(METHODS, (1, 0), (3, 0), (3, 1)))
 def test_results_do_not_live_in_scratch(xp, rng, method, k, pad):
     """Outputs and gradients must survive the next convolution of the same shapes."""
     def run():

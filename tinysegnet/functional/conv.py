@@ -15,13 +15,14 @@ where ``xpad`` is ``x`` with ``p`` zeros on each side. Like every deep-learning
 Two implementations share one signature:
 
 * ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use. It
-  turns the convolution into matrix products by one of three methods, each in its
+  turns the convolution into matrix products by one of four methods, each in its
   own file: ``conv_rowshift.py`` (k shifted copies of the input; best on large
   maps), ``conv_im2col.py`` (k * k copies; best on small maps with many channels
-  and on inputs with few channels) and ``conv_fft.py`` (the convolution theorem,
+  and on inputs with few channels), ``conv_fft.py`` (the convolution theorem,
   its transforms as products with DFT matrices; best for 7x7 kernels on batches of
-  8 or more). :func:`choose_method` picks one by shape; ``method=`` forces it. The
-  first two keep their temporaries in reused scratch buffers (``scratch.py`` says why).
+  8 or more) and ``conv_winograd.py`` (Winograd's F(2x2, 3x3): 3x3 kernels on many
+  channels). :func:`choose_method` picks one by shape; ``method=`` forces it. They
+  keep their temporaries in reused scratch buffers (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
   that read like the formula above; the tests check both fast methods against
   them, and the lessons start from them.
@@ -33,10 +34,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import xp_of
-from . import conv_fft, conv_im2col, conv_rowshift
+from . import conv_fft, conv_im2col, conv_rowshift, conv_winograd
 from ._checks import require_float, require_ndim
 
-METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft}
+METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft,
+           "winograd": conv_winograd}
+# Methods that keep a transform of the input from the forward pass for the backward one.
+TRANSFORMING = {"fft", "winograd"}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
 # against each other in whole models (``bench model --conv-method``); None: let it pick.
 # Set it only through using_method(), which always restores it.
@@ -45,8 +49,9 @@ forced_method = None
 
 @contextlib.contextmanager
 def using_method(name):
-    """Every convolution in the block uses method ``name`` ("rowshift", "im2col"; None: each
-    picks its own); the previous setting comes back however the block ends."""
+    """Every convolution in the block uses method ``name`` (one of :data:`METHODS`; None: each
+    picks its own), "winograd" only the 3x3 ones, which are all it computes; the previous
+    setting comes back however the block ends."""
     global forced_method
     if name is not None and name not in METHODS:
         raise ValueError(f"using_method: {name!r} is not one of {', '.join(METHODS)}")
@@ -64,9 +69,11 @@ class ConvCache(NamedTuple):
     w         (F, C, k, k)  the filters
     has_bias  bool          whether a bias was added (then db is returned)
     pad       int           zeros added on each side
-    method    str           "rowshift", "im2col", "fft" or "reference": which backward to run
-    spectrum  array or None the fft method's transform of x (Hf, Wb, N, C), which its
-                            backward reuses for dw; None for the other methods
+    method    str           "rowshift", "im2col", "fft", "winograd" or "reference": which
+                            backward to run
+    spectrum  array or None the input's transform, which the backward reuses for dw: the fft
+                            method's (Hf, Wb, N, C), Winograd's (16, C, N th tw); None for
+                            the other methods
     """
     x: object
     w: object
@@ -102,7 +109,7 @@ def _check_conv_args(fn, x, w, b, pad):
 
 
 def choose_method(x_shape, w_shape, xp):
-    """The faster method for these shapes on array module ``xp``, by the rule measured with
+    """The fastest method for these shapes on array module ``xp``, by the rule measured with
     ``bench layers``.
 
     On a GPU both take a whole chunk of images at once, im2col in about ten kernel launches
@@ -120,6 +127,14 @@ def choose_method(x_shape, w_shape, xp):
     1002 vs 1537 vs 502 ms; 45x60: 274 vs 316 vs 99; 23x30: 81 vs 79 vs 23; batch 4 at
     90x120: 334 vs 457 vs 298; batch 1, 360x480: 1339 vs 1806 vs 4270; batch 12, 3 -> 64,
     90x120: 132 vs 282 vs 145; batch 1, 512 -> 512, 3x3, 12x15: 32 vs 17 ms (im2col).
+
+    Winograd's F(2x2, 3x3) for 3x3 kernels on 128 channels or more, unless the weights
+    outweigh the map (N H W <= F): its transforms cost about 4 times the input and the
+    output in memory traffic, which 2.25 times fewer multiply-adds repay once the channels
+    are many. Row shifts vs im2col vs Winograd, batch 12: 64 -> 64 at 90x120: 238 vs 277
+    vs 485 ms; 128 -> 128 at 45x60: 357 vs 354 vs 289; 256 -> 256 at 23x30: 363 vs 317 vs
+    167; 512 -> 512 at 12x15: 280 vs 187 vs 145; at 6x8: 133 vs 58 vs 52; batch 1, 512 ->
+    512 at 23x30: 84 vs 62 vs 54, at 12x15: 34 vs 20 vs 24.
     """
     N, C, H, W = x_shape
     if xp is not np:
@@ -127,6 +142,8 @@ def choose_method(x_shape, w_shape, xp):
     F, k = w_shape[0], w_shape[2]
     if k >= 5 and C >= 16 and N >= 8 and (H + W) * 8 <= C * k * k:
         return "fft"
+    if k == 3 and C >= 128 and N * H * W > F:
+        return "winograd"
     return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
 
 
@@ -135,14 +152,21 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
     formula in the module docstring.
 
     ``pad`` defaults to ``k // 2`` (output the size of the input) and may be 0..k-1.
-    ``method`` is "rowshift" or "im2col"; None lets :func:`choose_method` pick.
+    ``method`` is one of :data:`METHODS` ("winograd" for 3x3 kernels only); None lets
+    :func:`choose_method` pick.
     """
     pad = _check_conv_args("conv2d_forward", x, w, b, pad)
-    method = method or forced_method or choose_method(x.shape, w.shape, xp_of(x, w))
+    k = w.shape[2]
+    if method is None and forced_method is not None and (forced_method != "winograd" or k == 3):
+        method = forced_method
+    method = method or choose_method(x.shape, w.shape, xp_of(x, w))
     if method not in METHODS:
         raise ValueError(f"conv2d_forward: method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "winograd" and k != 3:
+        raise ValueError(f"conv2d_forward: the winograd method computes 3x3 kernels only, "
+                         f"got w {tuple(w.shape)}")
     kept = {}
-    out = (conv_fft.conv_forward(x, w, pad, kept) if method == "fft"
+    out = (METHODS[method].conv_forward(x, w, pad, kept) if method in TRANSFORMING
            else METHODS[method].conv_forward(x, w, pad))
     if b is not None:
         out += b[None, :, None, None]
@@ -170,8 +194,8 @@ def conv2d_backward(dout, cache, need_dx=True):
     if dout.shape != expected:
         raise ValueError(f"conv2d_backward: dout has shape {tuple(dout.shape)}, expected {expected}")
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    if method == "fft":
-        dx, dw = conv_fft.conv_backward(dout, x, w, pad, need_dx, cache.spectrum)
+    if method in TRANSFORMING:
+        dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx, cache.spectrum)
     else:
         dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx)
     return dx, dw, db

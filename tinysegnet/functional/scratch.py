@@ -41,14 +41,16 @@ def scratch(purpose, shape, dtype, xp):
     return buffer[:size].reshape(shape)
 
 
-def zero_padded(x, pad, purpose, spare_rows=0):
+def zero_padded(x, pad, purpose, spare_rows=0, spare_cols=0):
     """x (N, C, H, W) with ``pad`` zeros on each side, plus ``spare_rows`` zero rows at the
-    bottom, in the scratch buffer for ``purpose``: (N, C, H + 2 pad + spare_rows, W + 2 pad).
+    bottom and ``spare_cols`` zero columns at the right, in the scratch buffer for
+    ``purpose``: (N, C, H + 2 pad + spare_rows, W + 2 pad + spare_cols).
 
     Only the border is zeroed, since x overwrites the interior straight after.
     """
     N, C, H, W = x.shape
-    xpad = scratch(purpose, (N, C, H + 2 * pad + spare_rows, W + 2 * pad), x.dtype, xp_of(x))
+    xpad = scratch(purpose, (N, C, H + 2 * pad + spare_rows, W + 2 * pad + spare_cols), x.dtype,
+                   xp_of(x))
     xpad[:, :, :pad] = 0
     xpad[:, :, pad + H:] = 0
     xpad[:, :, pad:pad + H, :pad] = 0

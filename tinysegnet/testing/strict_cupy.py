@@ -141,6 +141,7 @@ class ndarray:
     nbytes = property(lambda self: self._a.nbytes)
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: ndarray(self._a.T))
+    real = property(lambda self: ndarray(self._a.real))  # a view of a complex array, as in CuPy
 
     def __len__(self):
         return len(self._a)
@@ -275,7 +276,7 @@ for _name in _BINARY:
         setattr(ndarray, f"__i{_name}__", _inplace(f"i{_name}"))
 for _name in ("neg", "pos", "abs", "invert"):
     setattr(ndarray, f"__{_name}__", _unary(_name))
-for _name in ("all", "any", "argmax", "argmin", "astype", "clip", "copy", "cumsum", "flatten",
+for _name in ("all", "any", "argmax", "argmin", "astype", "clip", "conj", "copy", "cumsum", "flatten",
               "max", "mean", "min", "nonzero", "prod", "ravel", "repeat", "reshape", "round",
               "squeeze", "std", "sum", "swapaxes", "take", "transpose", "var", "view"):
     assert _name in _NAMES["ndarray"], _name
