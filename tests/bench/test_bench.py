@@ -41,3 +41,14 @@ def test_bench_epoch_times_both_through_the_same_loop(capsys):
     assert set(result) == {"ours", "torch"} and all(result[w]["train"] > 0 for w in result)
     out = capsys.readouterr().out
     assert "3 train + 2 val images" in out and "ratio" in out
+
+
+def test_the_conv_methods_table_has_a_column_per_method(monkeypatch, capsys):
+    import numpy as np
+    monkeypatch.setattr(bench, "METHOD_SHAPES", [(2, 3, 9, 8, 4, 7), (2, 4, 9, 8, 4, 3)])
+    monkeypatch.setattr(bench, "timeit", lambda fn, xp, repeat: (fn(), 0.001)[1])  # ran once, not timed
+    bench.compare_conv_methods(np, 1)
+    header, seven, three = capsys.readouterr().out.splitlines()
+    assert header.split()[-9:] == ["rowshift", "ms", "im2col", "ms", "fft", "ms", "winograd", "ms", "chosen"]
+    assert seven.split()[-5:] == ["1.0", "1.0", "1.0", "-", "im2col"]  # Winograd computes 3x3 only
+    assert three.split()[-5:] == ["1.0", "1.0", "1.0", "1.0", "im2col"]

@@ -135,7 +135,8 @@ def test_im2col_in_chunks_of_images(rng, monkeypatch):
 
 def test_choose_method():
     assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7), np) == "im2col"  # few channels
-    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), np) == "rowshift"  # large map, batch 4
+    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # batch 4: the FFT pays
+    assert F.conv.choose_method((2, 64, 90, 120), (64, 64, 7, 7), np) == "rowshift"  # batch 2: it does not
     assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # the CamVid protocol
     assert F.conv.choose_method((12, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
     assert F.conv.choose_method((12, 64, 360, 480), (64, 64, 7, 7), np) == "rowshift"  # transforms too long
@@ -206,3 +207,21 @@ def test_using_method_restores_the_choice_however_the_block_ends():
             assert F.conv.forced_method == "fft"
             raise RuntimeError
     assert F.conv.forced_method is None
+
+
+def test_the_winograd_method_in_a_whole_segnet_step_matches_im2col(rng):
+    """SegNet (VGG16's 3x3 layers, narrowed), float64: logits and every gradient with Winograd
+    in every 3x3 layer as with im2col everywhere."""
+    from tinysegnet.models import SegNet
+    x = rng.standard_normal((2, 3, 32, 48))
+    y = rng.integers(0, 12, (2, 32, 48)).astype(np.uint8)
+    results = {}
+    for method in ("winograd", "im2col"):
+        model = SegNet(base_width=8, seed=0).astype(np.float64).train()
+        with F.conv.using_method(method):
+            logits = model.forward(x)
+            model.backward(F.softmax_cross_entropy(logits, y, None, 11)[1])
+        results[method] = (logits, {n: p.grad for n, p in model.named_parameters()})
+    assert np.abs(results["winograd"][0] - results["im2col"][0]).max() < 1e-10
+    for name, grad in results["winograd"][1].items():
+        assert np.abs(grad - results["im2col"][1][name]).max() <= 1e-9 * max(np.abs(grad).max(), 1.0), name

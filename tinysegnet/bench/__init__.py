@@ -173,30 +173,37 @@ def bench_launches():
         print(f"{name:<40} {batch:>5} {f'{h}x{w}':>7} {ops:>8} {syncs:>5} {infer_ops:>9}", flush=True)
 
 
-# (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers; SegNet's deepest; on a
-# GPU also the CamVid protocol's batch of 12 and the paper's full 360x480.
+# (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers at batch 4 and at the
+# CamVid protocol's 12; SegNet's 3x3 layers at batch 12 and 1; on a GPU also the paper's
+# full 360x480.
 METHOD_SHAPES = [(4, 3, 90, 120, 64, 7), (4, 64, 90, 120, 64, 7), (4, 64, 23, 30, 64, 7),
+                 (12, 64, 90, 120, 64, 7), (12, 64, 45, 60, 64, 7), (12, 64, 23, 30, 64, 7),
+                 (12, 64, 90, 120, 64, 3), (12, 128, 45, 60, 128, 3), (12, 256, 23, 30, 256, 3),
+                 (12, 512, 12, 15, 512, 3), (12, 512, 6, 8, 512, 3),
                  (1, 256, 45, 60, 256, 3), (1, 512, 23, 30, 512, 3), (1, 512, 12, 15, 512, 3)]
-GPU_METHOD_SHAPES = [(12, 64, 90, 120, 64, 7), (12, 64, 45, 60, 64, 7), (12, 64, 23, 30, 64, 7),
-                     (1, 64, 360, 480, 64, 7), (1, 64, 180, 240, 64, 7), (4, 64, 180, 240, 64, 7)]
+GPU_METHOD_SHAPES = [(1, 64, 360, 480, 64, 7), (1, 64, 180, 240, 64, 7), (4, 64, 180, 240, 64, 7)]
 
 
 def compare_conv_methods(xp, repeat):
-    """Forward + backward of both fast convolution methods, beside the one the rule picks."""
+    """Forward + backward of every fast convolution method that computes the shape (Winograd
+    3x3 kernels only), beside the one the rule picks."""
     rng = np.random.default_rng(0)
-    print(f"{'convolution (forward + backward)':<32} {'rowshift ms':>11} {'im2col ms':>10}  chosen")
+    print(f"{'convolution (forward + backward)':<32} " + " ".join(f"{m + ' ms':>11}" for m in conv.METHODS)
+          + "  chosen")
     for N, C, H, W, F_, k in METHOD_SHAPES + (GPU_METHOD_SHAPES if xp is not np else []):
         x = xp.asarray(rng.standard_normal((N, C, H, W), dtype=np.float32))
         w = xp.asarray(rng.standard_normal((F_, C, k, k), dtype=np.float32))
         dout = xp.asarray(rng.standard_normal((N, F_, H, W), dtype=np.float32))
-        ms = {}
+        cells = []
         for method in conv.METHODS:
+            if method == "winograd" and k != 3:
+                cells.append(f"{'-':>11}")
+                continue
             def both():
                 F.conv2d_backward(dout, F.conv2d_forward(x, w, method=method)[1])
-            ms[method] = 1000 * timeit(both, xp, repeat=repeat)
+            cells.append(f"{1000 * timeit(both, xp, repeat=repeat):11.1f}")
         name = f"b{N} {C}->{F_} {k}x{k} {H}x{W}"
-        print(f"{name:<32} {ms['rowshift']:11.1f} {ms['im2col']:10.1f}  "
-              f"{conv.choose_method(x.shape, w.shape, xp)}")
+        print(f"{name:<32} " + " ".join(cells) + f"  {conv.choose_method(x.shape, w.shape, xp)}", flush=True)
 
 
 def _torch_step(name, batch, h, w, device):

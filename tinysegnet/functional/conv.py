@@ -20,7 +20,7 @@ Two implementations share one signature:
   maps), ``conv_im2col.py`` (k * k copies; best on small maps with many channels
   and on inputs with few channels), ``conv_fft.py`` (the convolution theorem,
   its transforms as products with DFT matrices; best for 7x7 kernels on batches of
-  8 or more) and ``conv_winograd.py`` (Winograd's F(2x2, 3x3): 3x3 kernels on many
+  4 or more) and ``conv_winograd.py`` (Winograd's F(2x2, 3x3): 3x3 kernels on many
   channels). :func:`choose_method` picks one by shape; ``method=`` forces it. They
   keep their temporaries in reused scratch buffers (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
@@ -119,28 +119,31 @@ def choose_method(x_shape, w_shape, xp):
     of almost no work) or when the map holds fewer positions than 4 F (the
     weights outweigh the image, and reordering them plus the padded rows cost the
     row-shift method more than im2col's copies); row shifts otherwise; but the FFT method
-    for kernels of 5 or more on 16 or more channels in batches of 8 or more, on maps whose
+    for kernels of 5 or more on 16 or more channels in batches of 4 or more, on maps whose
     transforms along H and W (O(H + W) per value, as matrix products) stay below the direct
-    method's k * k per channel: (H + W) 8 <= C k k, 360x480 excluded, 90x120 taken. Below a
-    batch of 8 the kernel's transform (C F frequencies' worth) is not paid back. Forward +
-    backward on a 2-core CPU, row shifts vs im2col vs FFT: batch 12, 64 -> 64, 7x7, 90x120:
-    1002 vs 1537 vs 502 ms; 45x60: 274 vs 316 vs 99; 23x30: 81 vs 79 vs 23; batch 4 at
-    90x120: 334 vs 457 vs 298; batch 1, 360x480: 1339 vs 1806 vs 4270; batch 12, 3 -> 64,
-    90x120: 132 vs 282 vs 145; batch 1, 512 -> 512, 3x3, 12x15: 32 vs 17 ms (im2col).
+    method's k * k per channel: (H + W) 8 <= C k k, 360x480 excluded, 90x120 taken. Its
+    cost barely grows with the batch (the kernel's transform, C F frequencies' worth, is
+    most of it at small batches), so below a batch of 4 it is not paid back. Forward +
+    backward on a 2-core CPU (``bench layers``), row shifts vs im2col vs FFT, 64 -> 64,
+    7x7: batch 12, 90x120: 1098 vs 1558 vs 496 ms; 45x60: 367 vs 570 vs 129; 23x30: 135 vs
+    202 vs 34; batch 4, 90x120: 353 vs 514 vs 275; 45x60: 113 vs 135 vs 82; batch 2,
+    90x120: 192 vs 310 vs 276; batch 1, 90x120: 102 vs 132 vs 275; batch 12, 3 -> 64,
+    90x120: 132 vs 282 vs 145.
 
     Winograd's F(2x2, 3x3) for 3x3 kernels on 128 channels or more, unless the weights
     outweigh the map (N H W <= F): its transforms cost about 4 times the input and the
     output in memory traffic, which 2.25 times fewer multiply-adds repay once the channels
-    are many. Row shifts vs im2col vs Winograd, batch 12: 64 -> 64 at 90x120: 238 vs 277
-    vs 485 ms; 128 -> 128 at 45x60: 357 vs 354 vs 289; 256 -> 256 at 23x30: 363 vs 317 vs
-    167; 512 -> 512 at 12x15: 280 vs 187 vs 145; at 6x8: 133 vs 58 vs 52; batch 1, 512 ->
-    512 at 23x30: 84 vs 62 vs 54, at 12x15: 34 vs 20 vs 24.
+    are many. Row shifts vs im2col vs Winograd, batch 12: 64 -> 64 at 90x120: 268 vs 302
+    vs 503 ms; 128 -> 128 at 45x60: 261 vs 327 vs 253; 256 -> 256 at 23x30: 235 vs 205 vs
+    179; 512 -> 512 at 12x15: 286 vs 196 vs 228; at 6x8: 163 vs 69 vs 49; batch 1, 256 ->
+    256 at 45x60: 67 vs 73 vs 46; 512 -> 512 at 23x30: 77 vs 58 vs 62; at 12x15: 37 vs 25
+    vs 27 (im2col).
     """
     N, C, H, W = x_shape
     if xp is not np:
         return "rowshift" if C >= 16 and H * W >= 2048 else "im2col"
     F, k = w_shape[0], w_shape[2]
-    if k >= 5 and C >= 16 and N >= 8 and (H + W) * 8 <= C * k * k:
+    if k >= 5 and C >= 16 and N >= 4 and (H + W) * 8 <= C * k * k:
         return "fft"
     if k == 3 and C >= 128 and N * H * W > F:
         return "winograd"
