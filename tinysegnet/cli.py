@@ -13,6 +13,7 @@ import sys
 
 from tqdm import tqdm
 
+from .allocator import reuse_freed_memory
 from .errors import Misuse, UserError  # noqa: F401  (Misuse: the commands raise it from here)
 
 
@@ -160,12 +161,14 @@ def require_dropout(model, name, path):
 def run_main(prog, body):
     """Call ``body()``: a :class:`~tinysegnet.errors.UserError` becomes its one line and its
     exit code (2 for misuse, 1 for bad inputs or a machine that refused a write), Ctrl-C or
-    SIGTERM one line and exit 130; anything else is a bug of ours and keeps its traceback."""
+    SIGTERM one line and exit 130; anything else is a bug of ours and keeps its traceback.
+    Large freed arrays are kept for reuse meanwhile (:mod:`tinysegnet.allocator` says why)."""
     import signal
     # SIGTERM (kill, a scheduler's stop) is Ctrl-C: one line and exit 130 wherever it lands
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return body()
+        with reuse_freed_memory():
+            return body()
     except UserError as e:
         _fail(prog, e, e.exit_code)
     except KeyboardInterrupt:
