@@ -35,3 +35,24 @@ def test_agrees_with_torch(rng):
     tout.backward(torch.tensor(dout))
     rel_close(out, tout.detach().numpy())
     rel_close(F.relu_backward(dout, cache), tx.grad.numpy())
+
+
+def test_inplace_relu_is_the_forward_written_into_its_input(xp, rng):
+    from tinysegnet.functional.activation import relu_inplace
+    x = xp.asarray(rng.standard_normal((2, 3, 4, 5)))
+    expected = F.relu_forward(x)[0]
+    out = relu_inplace(x)
+    assert (x == expected).all() and (out == expected).all()  # written into x, and returned
+
+
+def test_a_model_in_eval_mode_rectifies_in_place_and_keeps_no_masks(rng, monkeypatch):
+    """SegNet-Basic's encoder (conv, batch norm, ReLU) in inference: the ReLUs run in place
+    after the folded convolutions, relu_forward (which builds the mask) is never called."""
+    from tinysegnet.models import SegNetBasic
+    model = SegNetBasic(width=4, kernel=3, seed=0).astype(np.float64).eval()
+    image = rng.standard_normal((2, 3, 12, 10))
+    expected = model.forward(image)
+    called = []
+    monkeypatch.setattr("tinysegnet.nn.relu_inplace", lambda x: called.append(1) or np.maximum(x, 0, out=x))
+    assert np.abs(model.forward(image) - expected).max() == 0 and len(called) == 4
+    assert all(m._cache is None for m in model.modules())
