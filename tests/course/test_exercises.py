@@ -661,6 +661,62 @@ DROPOUT_EXTRA = {
 }
 
 
+# -- 13.1, 13.2 Winograd's minimal filtering ---------------------------------------------------
+
+_BT = np.array([[1.0, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+_G = np.array([[1.0, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+_AT = np.array([[1.0, 1, 1, 0], [0, 1, -1, -1]])
+
+
+def _f23(d, g, G=_G, BT=_BT):
+    U, V = G @ g, d @ BT.T
+    return U, V, (U * V) @ _AT.T
+
+
+def f23_without_the_half(d, g):  # the factor left out of the filter's transform
+    return _f23(d, g, G=np.array([[1.0, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 1]]))
+
+
+def f23_convolution(d, g):  # the filter flipped: convolution, not correlation
+    return _f23(d, g[::-1])
+
+
+def f23_half_in_the_tiles(d, g):  # the 1/2 moved into V: y right, the transforms not the lesson's
+    U, V, y = _f23(d, g, G=np.array([[1.0, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 1]]))
+    return U, V * np.array([1, 0.5, 0.5, 1]), y
+
+
+def f23_minus_sign_swapped(d, g):  # m3 from d1 - d2, its sign then wrong in y
+    U, V, _ = _f23(d, g, BT=np.array([[1.0, 0, -1, 0], [0, 1, 1, 0], [0, 1, -1, 0], [0, 1, 0, -1]]))
+    m = U * V
+    return U, V, np.stack([m[:, 0] + m[:, 1] + m[:, 2], m[:, 1] - m[:, 2] - m[:, 3]], axis=1)
+
+
+def f23_tiles_as_columns(d, g):  # V transposed, (4, T)
+    U, V, y = _f23(d, g)
+    return U, V.T, y
+
+
+def f22_33_one_side(d, g):  # only the rows transformed
+    U, V = _G @ g @ _G.T, _BT @ d
+    return U, V, _AT @ (U * (_BT @ d @ _BT.T)) @ _AT.T
+
+
+def f22_33_filter_transposed(d, g):  # g's axes swapped: right only for symmetric filters
+    U, V = _G @ g.T @ _G.T, _BT @ d @ _BT.T
+    return U, V, _AT @ (U * V) @ _AT.T
+
+
+def f22_33_convolution(d, g):  # the filter flipped in both axes
+    U, V = _G @ g[::-1, ::-1] @ _G.T, _BT @ d @ _BT.T
+    return U, V, _AT @ (U * V) @ _AT.T
+
+
+def f22_33_rows_only_output(d, g):  # A applied on one side only, then the first column kept
+    U, V = _G @ g @ _G.T, _BT @ d @ _BT.T
+    return U, V, (_AT @ (U * V))[:, :, :2]
+
+
 def _writes_into(exercise, name, position):
     """The lesson's right answer that then writes into its input number ``position``."""
     def answer(*args):
@@ -689,6 +745,8 @@ MORE_WRONG = {
     "8.2": [_writes_into("8.2", "scores_from", 0)],
     "8.3": [_writes_into("8.3", "bf_score", 1)],
     "10.1": [_writes_into("10.1", "conv_transpose_backward", 1), _in_float32("10.1", "conv_transpose_backward")],
+    "13.1": [_writes_into("13.1", "winograd_f23", 0), _in_float32("13.1", "winograd_f23")],
+    "13.2": [_writes_into("13.2", "winograd_f22_33", 0), _in_float32("13.2", "winograd_f22_33")],
 }
 
 
@@ -727,6 +785,10 @@ CATALOGUE = {
             bf_tolerance_from_longer_side, bf_denominators_swapped, bf_empty_both_perfect]),
     "10.1": ("conv_transpose_backward", checks.conv_transpose_backward, [tconv_dw_axes_swapped,
              tconv_no_padding_offset, tconv_stride_one, tconv_library]),
+    "13.1": ("winograd_f23", checks.winograd_f23, [f23_without_the_half, f23_convolution,
+             f23_half_in_the_tiles, f23_minus_sign_swapped, f23_tiles_as_columns]),
+    "13.2": ("winograd_f22_33", checks.winograd_f22_33, [f22_33_one_side, f22_33_filter_transposed,
+             f22_33_convolution, f22_33_rows_only_output]),
 }
 
 

@@ -26,9 +26,10 @@ def _errors(nb):
 
 
 def test_the_course_is_complete():
-    assert len(PATHS) == 12
-    assert [os.path.basename(p)[:2] for p in PATHS] == [f"{i:02d}" for i in range(1, 13)]
-    assert [os.path.basename(p)[:2] for p in WITH_EXERCISES] == ["02", "03", "04", "05", "08", "10", "11", "12"]
+    assert len(PATHS) == 13
+    assert [os.path.basename(p)[:2] for p in PATHS] == [f"{i:02d}" for i in range(1, 14)]
+    assert [os.path.basename(p)[:2] for p in WITH_EXERCISES] == ["02", "03", "04", "05", "08", "10", "11", "12",
+                                                                 "13"]
     readme = open(os.path.join(lessons.LESSONS_DIR, "README.md")).read()
     assert all(os.path.basename(p) in readme for p in PATHS)
 

@@ -140,7 +140,8 @@ def test_choose_method():
     assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # the CamVid protocol
     assert F.conv.choose_method((12, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
     assert F.conv.choose_method((12, 64, 360, 480), (64, 64, 7, 7), np) == "rowshift"  # transforms too long
-    assert F.conv.choose_method((12, 256, 45, 60), (256, 256, 3, 3), np) == "winograd"  # SegNet's 3x3
+    assert F.conv.choose_method((12, 256, 23, 30), (256, 256, 3, 3), np) == "winograd"  # SegNet's 3x3
+    assert F.conv.choose_method((12, 128, 45, 60), (128, 128, 3, 3), np) == "rowshift"  # maps too large
     assert F.conv.choose_method((12, 512, 6, 8), (512, 512, 3, 3), np) == "winograd"
     assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 3, 3), np) == "rowshift"  # transforms outweigh
     assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate

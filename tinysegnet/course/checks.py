@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import metrics
+from ..functional import conv_winograd
 from ..data import transforms
 from . import worker
 
@@ -488,6 +489,35 @@ def _dropout_cases(rng):
     return cases
 
 
+# -- lesson 13: fast convolution ---------------------------------------------------------------
+
+def _winograd_1d(d, g):
+    """F(2, 3) by the library's matrices: (U, V, y) for tiles d (T, 4) and a filter g (3,)."""
+    U, V = conv_winograd._G @ g, d @ conv_winograd._BT.T
+    return U, V, (U * V) @ conv_winograd._AT.T
+
+
+def _winograd_1d_cases(rng):
+    cases = []
+    for i, tiles in enumerate((5, 1, 8)):
+        d, g = rng.standard_normal((tiles, 4)), rng.standard_normal(3)
+        d[0, 1] = 0.0  # a zero, as after a ReLU
+        cases.append(Case(f"case {i + 1} ({_describe(d=d, g=g)})", "winograd_f23", (d, g),
+                          _winograd_1d(d, g), ("U", "V", "y")))
+    return cases
+
+
+def _winograd_2d_cases(rng):
+    cases = []
+    BT, G, AT = conv_winograd._BT, conv_winograd._G, conv_winograd._AT
+    for i, tiles in enumerate((3, 1, 6)):
+        d, g = rng.standard_normal((tiles, 4, 4)), rng.standard_normal((3, 3))
+        U, V = G @ g @ G.T, BT @ d @ BT.T
+        cases.append(Case(f"case {i + 1} ({_describe(d=d, g=g)})", "winograd_f22_33", (d, g),
+                          (U, V, AT @ (U * V) @ AT.T), ("U", "V", "Y")))
+    return cases
+
+
 EXERCISES = {e.number: e for e in [
     Exercise("2.1", {"conv_forward": ("x", "w", "b")}, _conv_forward_cases),
     Exercise("2.2", {"conv_dw": ("xpad", "dout", "k")}, _conv_dw_cases),
@@ -506,6 +536,8 @@ EXERCISES = {e.number: e for e in [
     Exercise("10.1", {"conv_transpose_backward": ("dout", "x", "w")}, _tconv_cases),
     Exercise("11.1", {"dropout_forward": ("x", "p", "u"), "dropout_backward": ("dout", "keep", "p")},
              _dropout_cases),
+    Exercise("13.1", {"winograd_f23": ("d", "g")}, _winograd_1d_cases),
+    Exercise("13.2", {"winograd_f22_33": ("d", "g")}, _winograd_2d_cases),
 ]}
 
 
@@ -546,6 +578,12 @@ conv_transpose_backward = _checker("10.1", """Exercise 10.1: ``fn(dout, x, w) ->
     stride-2, padding-1 transposed convolution ``F.conv_transpose2d_forward(x, w, output_shape)``.""")
 dropout = _checker("11.1", """Exercise 11.1: ``forward(x, p, u) -> (out, keep)`` with u the uniform
     draws (an element is kept where u >= p) and ``backward(dout, keep, p) -> dx``: inverted dropout.""")
+
+winograd_f23 = _checker("13.1", """Exercise 13.1: ``fn(d, g) -> (U, V, y)``, Winograd's F(2, 3) on tiles
+    d (T, 4) and a filter g (3,): U (4,) the filter's transform, V (T, 4) the tiles', y (T, 2) the
+    correlation, with the four products of the lesson (the 1/2 in the filter's transform).""")
+winograd_f22_33 = _checker("13.2", """Exercise 13.2: ``fn(d, g) -> (U, V, Y)``, F(2x2, 3x3) on tiles
+    d (T, 4, 4) and a filter g (3, 3): U (4, 4), V (T, 4, 4), Y (T, 2, 2), F(2, 3) along both axes.""")
 
 
 # -- lesson 12: the capstone -------------------------------------------------------------------

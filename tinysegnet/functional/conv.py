@@ -130,14 +130,15 @@ def choose_method(x_shape, w_shape, xp):
     90x120: 192 vs 310 vs 276; batch 1, 90x120: 102 vs 132 vs 275; batch 12, 3 -> 64,
     90x120: 132 vs 282 vs 145.
 
-    Winograd's F(2x2, 3x3) for 3x3 kernels on 128 channels or more, unless the weights
-    outweigh the map (N H W <= F): its transforms cost about 4 times the input and the
-    output in memory traffic, which 2.25 times fewer multiply-adds repay once the channels
-    are many. Row shifts vs im2col vs Winograd, batch 12: 64 -> 64 at 90x120: 268 vs 302
-    vs 503 ms; 128 -> 128 at 45x60: 261 vs 327 vs 253; 256 -> 256 at 23x30: 235 vs 205 vs
-    179; 512 -> 512 at 12x15: 286 vs 196 vs 228; at 6x8: 163 vs 69 vs 49; batch 1, 256 ->
-    256 at 45x60: 67 vs 73 vs 46; 512 -> 512 at 23x30: 77 vs 58 vs 62; at 12x15: 37 vs 25
-    vs 27 (im2col).
+    Winograd's F(2x2, 3x3) for 3x3 kernels on 128 channels or more and maps of at most
+    2,048 positions, unless the weights outweigh the map (N H W <= F): its transforms cost
+    about 4 times the input and the output in memory traffic, which 2.25 times fewer
+    multiply-adds repay once the channels are many and the maps small enough for the
+    transforms to stay near the cache. Forward + backward at batch 12, with the commands'
+    allocator (``allocator.reuse_freed_memory``), row shifts vs im2col vs Winograd: 128 ->
+    128 at 45x60: 184 vs 198 vs 236 ms; 128 -> 64 at 45x60: 155 vs 217 vs 175; 128 -> 256
+    at 23x30: 147 vs 141 vs 88; 256 -> 256 at 23x30: 246 vs 275 vs 157; 512 -> 512 at
+    12x15: 285 vs 198 vs 141; at 6x8: 130 vs 59 vs 46.
     """
     N, C, H, W = x_shape
     if xp is not np:
@@ -145,7 +146,7 @@ def choose_method(x_shape, w_shape, xp):
     F, k = w_shape[0], w_shape[2]
     if k >= 5 and C >= 16 and N >= 4 and (H + W) * 8 <= C * k * k:
         return "fft"
-    if k == 3 and C >= 128 and N * H * W > F:
+    if k == 3 and C >= 128 and H * W <= 2048 and N * H * W > F:
         return "winograd"
     return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
 
