@@ -92,3 +92,28 @@ def test_lcn_report_from_two_runs(tiny_set, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # the runs the other way round: one line
         lcn.main(["--runs", str(tmp_path / "lcn"), str(tmp_path / "standardize"), "--report", str(tmp_path / "d2")])
     assert e.value.code == 2 and "--input-norm lcn, not standardize" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # three SegNet runs: about 40 s
+def test_segnet_report_compares_the_two_networks_at_equal_epochs(tiny_set, tmp_path, capsys):
+    from tinysegnet import train
+    from tinysegnet.experiments import segnet
+    for model, epochs in (("segnet-basic", 3), ("segnet", 2)):
+        train.main(["--model", model, "--data-dir", tiny_set, "--size", "32", "48", "--epochs", str(epochs),
+                    "--batch-size", "3", "--quiet", "--device", "cpu", "--out", str(tmp_path / model)])
+    basic, vgg = str(tmp_path / "segnet-basic"), str(tmp_path / "segnet")
+    segnet.main(["--runs", basic, vgg, "--report", str(tmp_path / "docs")])
+    report = (tmp_path / "docs" / "segnet_camvid.md").read_text()
+    rows = [line.split("|")[1:5] for line in report.splitlines() if line.startswith("| SegNet")]
+    assert [[c.strip() for c in r] for r in rows] == [["SegNet-Basic", "1,416,075", "3", rows[0][3].strip()],
+                                                      ["SegNet, from scratch", "29,449,355", "2", rows[1][3].strip()]]
+    assert "At equal epochs (the first 2, which every run reached)" in report and "Bicyclist" in report
+    assert f"CamVid from {tiny_set}, train split at 32x48, batch 3" in report
+    with pytest.raises(SystemExit) as e:  # the runs the other way round: one line
+        segnet.main(["--runs", vgg, basic, "--report", str(tmp_path / "d2")])
+    assert e.value.code == 2 and "holds a segnet run, not segnet-basic" in capsys.readouterr().err
+    train.main(["--model", "segnet", "--data-dir", tiny_set, "--size", "32", "48", "--epochs", "1",
+                "--batch-size", "2", "--quiet", "--device", "cpu", "--out", str(tmp_path / "batch2")])
+    with pytest.raises(SystemExit) as e:  # another protocol: one line, nothing written
+        segnet.main(["--runs", basic, str(tmp_path / "batch2"), "--report", str(tmp_path / "d3")])
+    assert e.value.code == 2 and "batch size 2" in capsys.readouterr().err and not (tmp_path / "d3").exists()

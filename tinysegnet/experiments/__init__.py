@@ -4,14 +4,16 @@
 - ``bayesian``: Bayesian SegNet's claims, Monte Carlo dropout against SegNet-Basic.
 - ``choices``: median-frequency class weights and recomputed batch-norm statistics, measured.
 - ``lcn``: local contrast normalisation against standardisation, on two runs of one protocol.
+- ``segnet``: the paper's SegNet (VGG16) against SegNet-Basic, on runs of one protocol.
 """
 
 import sys
 
-from . import bayesian, choices, decoders, lcn
+from . import bayesian, choices, decoders, lcn, segnet
 
-EXPERIMENTS = {"decoders": decoders.main, "bayesian": bayesian.main, "choices": choices.main, "lcn": lcn.main}
-USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian,choices,lcn} [--data-dir DIR ...] "
+EXPERIMENTS = {"decoders": decoders.main, "bayesian": bayesian.main, "choices": choices.main, "lcn": lcn.main,
+               "segnet": segnet.main}
+USAGE = ("usage: python -m tinysegnet.experiments {decoders,bayesian,choices,lcn,segnet} [--data-dir DIR ...] "
          "(--help after the name for its options)")
 
 
