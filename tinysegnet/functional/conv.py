@@ -39,8 +39,8 @@ from ._checks import require_float, require_ndim
 
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft,
            "winograd": conv_winograd}
-# Methods that keep a transform of the input from the forward pass for the backward one.
-TRANSFORMING = {"fft", "winograd"}
+# The method that keeps a transform of the input from the forward pass for the backward one.
+TRANSFORMING = {"fft"}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
 # against each other in whole models (``bench model --conv-method``); None: let it pick.
 # Set it only through using_method(), which always restores it.
@@ -71,9 +71,8 @@ class ConvCache(NamedTuple):
     pad       int           zeros added on each side
     method    str           "rowshift", "im2col", "fft", "winograd" or "reference": which
                             backward to run
-    spectrum  array or None the input's transform, which the backward reuses for dw: the fft
-                            method's (Hf, Wb, N, C), Winograd's (16, C, N th tw); None for
-                            the other methods
+    spectrum  array or None the fft method's transform of x (Hf, Wb, N, C), which its
+                            backward reuses for dw; None for the other methods
     """
     x: object
     w: object

@@ -31,9 +31,12 @@ transposed matrices)::
     dU  = dM @ V^T  ->  dw = (G^T (x) G^T) dU
     dV  = U^T @ dM  ->  d patches = (B (x) B) dV, added back where the patches overlap
 
-The values 1/2 and +-1 of the matrices keep float32 results as accurate as the direct
-method's (tested against the loops; float64 to 1e-12). Maps whose output has an odd side
-get one extra row or column of zeros, computed and dropped.
+Images go a chunk at a time (16 MB of V on the CPU), so that a chunk's transforms are still
+near the cache when the products read them; the backward pass makes each chunk's V again
+rather than keep four times the input from the forward pass. The values 1/2 and +-1 of the
+matrices keep float32 results as accurate as the direct method's (tested against the loops;
+float64 to 1e-12). Maps whose output has an odd side get one extra row or column of zeros,
+computed and dropped.
 """
 
 import functools
@@ -41,7 +44,7 @@ import functools
 import numpy as np
 
 from ..backend import xp_of
-from .scratch import scratch, zero_padded
+from .scratch import image_chunks, scratch, zero_padded
 
 _BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
@@ -64,21 +67,26 @@ def _tiles(Ho, Wo):
     return (Ho + 1) // 2, (Wo + 1) // 2
 
 
-def _input_transform(x, pad, th, tw):
-    """V (16, C, N th tw): the transform of every 4x4 patch of x zero-padded by ``pad`` (and
-    at the bottom and right to 2 th + 2 by 2 tw + 2). A new array (backward reads it)."""
-    xp = xp_of(x)
-    N, C, H, W = x.shape
-    xpad = zero_padded(x, pad, "winograd.padded", spare_rows=2 * th + 2 - (H + 2 * pad),
-                       spare_cols=2 * tw + 2 - (W + 2 * pad))
+# Images are taken in chunks whose input transform holds at most this many values: 16 MB of
+# float32 on the CPU, so that a chunk's transforms stay near the cache between the three
+# products that read them; 1 GiB on a GPU, where each chunk costs kernel launches.
+TRANSFORM_LIMIT = {"cpu": 2 ** 22, "gpu": 2 ** 28}
+
+
+def _input_transform(xpad, th, tw):
+    """V (16, C, n th tw) of the images of ``xpad`` (n, C, 2 th + 2, 2 tw + 2): the transform
+    of every 4x4 patch, in a scratch array."""
+    xp = xp_of(xpad)
+    n, C = xpad.shape[:2]
     sn, sc, sh, sw = xpad.strides
-    # patches[u, v, c, n, i, j] = xpad[n, c, 2 i + u, 2 j + v]: a view, copied out once
-    view = xp.lib.stride_tricks.as_strided(xpad, (4, 4, C, N, th, tw),
-                                           (sh, sw, sc, sn, 2 * sh, 2 * sw))
-    patches = scratch("winograd.patches", (4, 4, C, N, th, tw), x.dtype, xp)
+    # patches[u, v, c, m, i, j] = xpad[m, c, 2 i + u, 2 j + v]: a view, copied out once
+    view = xp.lib.stride_tricks.as_strided(xpad, (4, 4, C, n, th, tw), (sh, sw, sc, sn, 2 * sh, 2 * sw))
+    patches = scratch("winograd.patches", (4, 4, C, n, th, tw), xpad.dtype, xp)
     patches[...] = view
-    bt, _, _ = _matrices(xp, x.dtype)
-    return (bt @ patches.reshape(16, -1)).reshape(16, C, N * th * tw)
+    bt, _, _ = _matrices(xp, xpad.dtype)
+    V = scratch("winograd.input_transform", (16, C, n * th * tw), xpad.dtype, xp)
+    xp.matmul(bt, patches.reshape(16, -1), out=V.reshape(16, -1))
+    return V
 
 
 def _kernel_transform(w):
@@ -89,52 +97,86 @@ def _kernel_transform(w):
     return (gg @ w.reshape(F * C, 9).T).reshape(16, F, C)
 
 
-def conv_forward(x, w, pad, keep=None):
-    """out (N, F, Ho, Wo) of x (N, C, H, W) and w (F, C, 3, 3). ``keep``, a dict, receives
-    the input's transform V for :func:`conv_backward`."""
+def _padded(x, pad, th, tw):
+    """x zero-padded by ``pad``, and at the bottom and right to 2 th + 2 by 2 tw + 2 (scratch)."""
+    H, W = x.shape[2:]
+    return zero_padded(x, pad, "winograd.padded", spare_rows=2 * th + 2 - (H + 2 * pad),
+                       spare_cols=2 * tw + 2 - (W + 2 * pad))
+
+
+def _chunks(x, th, tw):
+    return image_chunks(x, 16 * x.shape[1] * th * tw, TRANSFORM_LIMIT)
+
+
+def conv_forward(x, w, pad):
+    """out (N, F, Ho, Wo) of x (N, C, H, W) and w (F, C, 3, 3)."""
     xp = xp_of(x, w)
     N, C, H, W = x.shape
     F = w.shape[0]
     Ho, Wo = H + 2 * pad - 2, W + 2 * pad - 2
     th, tw = _tiles(Ho, Wo)
-    V = _input_transform(x, pad, th, tw)
-    if keep is not None:
-        keep["spectrum"] = V
-    M = _kernel_transform(w) @ V  # (16, F, T)
+    xpad = _padded(x, pad, th, tw)
+    U = _kernel_transform(w)
     _, _, at = _matrices(xp, x.dtype)
-    tiles = (at @ M.reshape(16, -1)).reshape(2, 2, F, N, th, tw)
-    # out[n, f, 2 i + a, 2 j + b] = tiles[a, b, f, n, i, j]
-    out = tiles.transpose(3, 2, 4, 0, 5, 1).reshape(N, F, 2 * th, 2 * tw)
-    return xp.ascontiguousarray(out[:, :, :Ho, :Wo])
+    out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
+    for part in _chunks(x, th, tw):
+        V = _input_transform(xpad[part], th, tw)
+        n = V.shape[2] // (th * tw)
+        M = scratch("winograd.mixed", (16, F, n * th * tw), x.dtype, xp)
+        xp.matmul(U, V, out=M)
+        tiles = scratch("winograd.out_tiles", (2, 2, F, n, th, tw), x.dtype, xp)
+        xp.matmul(at, M.reshape(16, -1), out=tiles.reshape(4, -1))
+        # out[m, f, 2 i + a, 2 j + b] = tiles[a, b, f, m, i, j]
+        whole = tiles.transpose(3, 2, 4, 0, 5, 1).reshape(n, F, 2 * th, 2 * tw)
+        out[part] = whole[:, :, :Ho, :Wo]
+    return out
 
 
-def conv_backward(dout, x, w, pad, need_dx, transformed=None):
-    """(dx or None, dw) for ``out = conv_forward(x, w, pad)`` and dout (N, F, Ho, Wo);
-    ``transformed`` is the input's V, kept by the forward pass (computed again when None)."""
+def conv_backward(dout, x, w, pad, need_dx):
+    """(dx or None, dw) for ``out = conv_forward(x, w, pad)`` and dout (N, F, Ho, Wo). Each
+    chunk's input transform is made again (in scratch) rather than kept from the forward pass:
+    recomputing it costs less than the memory traffic of keeping four times the input."""
     xp = xp_of(dout, x, w)
     N, C, H, W = x.shape
     F = w.shape[0]
     Ho, Wo = dout.shape[2:]
     th, tw = _tiles(Ho, Wo)
-    V = _input_transform(x, pad, th, tw) if transformed is None else transformed
+    xpad = _padded(x, pad, th, tw)
     bt, gg, at = _matrices(xp, x.dtype)
-    # dout's tiles (2, 2, F, N th tw), odd sides padded by a zero row or column
+    U_t = xp.ascontiguousarray(_kernel_transform(w).transpose(0, 2, 1)) if need_dx else None  # (16, C, F)
+    # dout's tiles, odd sides padded by a zero row or column
     padded = zero_padded(dout, 0, "winograd.dout", spare_rows=2 * th - Ho, spare_cols=2 * tw - Wo)
-    dtiles = scratch("winograd.dout_tiles", (2, 2, F, N, th, tw), dout.dtype, xp)
-    dtiles[...] = padded.reshape(N, F, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4)
-    dM = (at.T @ dtiles.reshape(4, -1)).reshape(16, F, -1)
-    dU = dM @ V.transpose(0, 2, 1)  # (16, F, C)
+    dU = xp.zeros((16, F, C), dtype=x.dtype)
+    dx = xp.empty_like(x) if need_dx else None
+    for part in _chunks(x, th, tw):
+        V = _input_transform(xpad[part], th, tw)
+        n = V.shape[2] // (th * tw)
+        dtiles = scratch("winograd.dout_tiles", (2, 2, F, n, th, tw), x.dtype, xp)
+        dtiles[...] = padded[part].reshape(n, F, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4)
+        dM = scratch("winograd.dmixed", (16, F, n * th * tw), x.dtype, xp)
+        xp.matmul(at.T, dtiles.reshape(4, -1), out=dM.reshape(16, -1))
+        for ab in range(16):  # one product per position: a stacked product of a transposed V
+            dU[ab] += dM[ab] @ V[ab].T  # falls back from BLAS to NumPy's own loops
+        if need_dx:
+            dV = scratch("winograd.dinput_transform", (16, C, n * th * tw), x.dtype, xp)
+            xp.matmul(U_t, dM, out=dV)
+            dpatches = scratch("winograd.dpatches", (16, C * n * th * tw), x.dtype, xp)
+            xp.matmul(bt.T, dV.reshape(16, -1), out=dpatches)
+            dx[part] = _scattered(dpatches, C, n, th, tw, pad, H, W)
     dw = (gg.T @ dU.reshape(16, F * C)).reshape(3, 3, F, C).transpose(2, 3, 0, 1)
-    dw = xp.ascontiguousarray(dw)
-    if not need_dx:
-        return None, dw
-    dV = _kernel_transform(w).transpose(0, 2, 1) @ dM  # (16, C, T)
-    dpatches = (bt.T @ dV.reshape(16, -1)).reshape(4, 4, C, N, th, tw)
-    # each patch's four 2x2 quadrants go back to the 2x2 blocks they were read from
-    dxpad = xp.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    return dx, xp.ascontiguousarray(dw)
+
+
+def _scattered(dpatches, C, n, th, tw, pad, H, W):
+    """The gradients of the 4x4 patches (16, C n th tw) added back where they were read from:
+    each patch's four 2x2 quadrants go to the 2x2 blocks they overlap. dx (n, C, H, W)."""
+    xp = xp_of(dpatches)
+    dpatches = dpatches.reshape(4, 4, C, n, th, tw)
+    dxpad = scratch("winograd.dx_padded", (n, C, 2 * th + 2, 2 * tw + 2), dpatches.dtype, xp)
+    dxpad[...] = 0
     for qa in (0, 1):
         for qb in (0, 1):
-            quadrant = dpatches[2 * qa:2 * qa + 2, 2 * qb:2 * qb + 2]  # (2, 2, C, N, th, tw)
-            block = quadrant.transpose(3, 2, 4, 0, 5, 1).reshape(N, C, 2 * th, 2 * tw)
+            quadrant = dpatches[2 * qa:2 * qa + 2, 2 * qb:2 * qb + 2]  # (2, 2, C, n, th, tw)
+            block = quadrant.transpose(3, 2, 4, 0, 5, 1).reshape(n, C, 2 * th, 2 * tw)
             dxpad[:, :, 2 * qa:2 * qa + 2 * th, 2 * qb:2 * qb + 2 * tw] += block
-    return dxpad[:, :, pad:pad + H, pad:pad + W], dw
+    return dxpad[:, :, pad:pad + H, pad:pad + W]
