@@ -133,6 +133,20 @@ def test_im2col_in_chunks_of_images(rng, monkeypatch):
             rel_close(a, b, 1e-12)
 
 
+def test_winograd_in_chunks_of_images(rng, monkeypatch):
+    """Batches whose transforms exceed the limit go through in several chunks, dw summed over them."""
+    from tinysegnet.functional import conv_winograd
+    x, w = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
+    ref, ref_cache = F.conv2d_forward_reference(x, w)
+    dout = rng.standard_normal(ref.shape)
+    monkeypatch.setitem(conv_winograd.TRANSFORM_LIMIT, "cpu", 2 * 16 * 3 * 4 * 3)  # two images a chunk
+    out, cache = F.conv2d_forward(x, w, method="winograd")
+    rel_close(out, ref, 1e-12)
+    for a, b in zip(F.conv2d_backward(dout, cache), F.conv2d_backward_reference(dout, ref_cache)):
+        if b is not None:
+            rel_close(a, b, 1e-12)
+
+
 def test_choose_method():
     assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7), np) == "im2col"  # few channels
     assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # batch 4: the FFT pays
