@@ -129,6 +129,8 @@ CASES = [
     ("train", NEW + ["--epochs", "two"], 2, "--epochs: not an integer"),
     ("train", NEW + ["--batch-size", "0"], 2, "--batch-size: must be at least 1"),
     ("train", NEW + ["--lr", "nan"], 2, "--lr: must be a finite number"),
+    ("train", NEW + ["--threads", "0"], 2, "--threads: must be at least 1"),
+    ("train", NEW + ["--threads", "many"], 2, "--threads: "),
     ("train", NEW + ["--lr", "inf"], 2, "--lr: must be a finite number"),
     ("train", NEW + ["--lr", "-1"], 2, "--lr: must be a finite number > 0"),
     ("train", NEW + ["--lr", "0"], 2, "--lr: must be a finite number > 0"),

@@ -54,6 +54,11 @@ def positive_int(text):
     return value
 
 
+def thread_count(text):
+    """argparse type: "auto" or an integer >= 1 (``train --threads``)."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def non_negative_int(text):
     """argparse type: an integer >= 0."""
     value = _number(text, int)

@@ -12,7 +12,7 @@ import time
 from tqdm import tqdm
 
 from . import cli, engine, tensorboard
-from .cli import Misuse, float_in, non_negative_int, positive_int
+from .cli import Misuse, float_in, non_negative_int, positive_int, thread_count
 from .backend import gpu_skipped_note
 from .engine.config import DEFAULTS
 from .files import hold_folder, remove_temporaries
@@ -52,6 +52,10 @@ def parse_args(argv=None):
                    help="--model segnet / bayesian-segnet: start the encoder from a torchvision vgg16 "
                         "state_dict (the paper's ImageNet initialisation; needs PyTorch to read it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--threads", type=thread_count, metavar="N|auto",
+                   help="CPU: NumPy's BLAS threads (default: every core); auto: before each epoch, the "
+                        "cores other processes leave free (faster on a shared machine; rounding then "
+                        "follows the load, so a resume is no longer bit for bit)")
     p.add_argument("--seed", type=non_negative_int, help="default 0")
     p.add_argument("--out", help="run folder (default: runs/<model>-<data>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
@@ -198,7 +202,8 @@ def _train(args):
 
     bar = new_epoch_bar(first)
     try:
-        engine.fit(run, on_epoch, on_batch, recompute_bn=args.recompute_bn, on_val_batch=on_val_batch)
+        engine.fit(run, on_epoch, on_batch, recompute_bn=args.recompute_bn, on_val_batch=on_val_batch,
+                   blas_threads=args.threads)
     except engine.Interrupted as e:
         bar.close()
         run_bar.close()

@@ -358,6 +358,8 @@ def main(argv=None):
                         "CamVid split is 367 101)")
     e.add_argument("--load", type=cli.non_negative_int, default=0,
                    help="other processes that keep a core busy each while timing (a shared machine)")
+    e.add_argument("--threads", type=cli.thread_count, metavar="N|auto",
+                   help="our BLAS threads, as train --threads takes them (default: every core)")
     args = p.parse_args(argv)
     cli.run_main("bench", lambda: _bench(args))
 
@@ -373,7 +375,7 @@ def _bench(args):
             if device != "cpu":
                 raise cli.Misuse("bench epoch times the CPU (the PyTorch twin runs on the CPU here)")
             epoch.report(args.data_dir, args.model, args.images[0], args.images[1],
-                         args.repeat or 3, args.vs_torch, args.load, device)
+                         args.repeat or 3, args.vs_torch, args.load, device, args.threads)
         elif args.what == "layers":
             bench_layers(device, repeat)
         elif args.what == "monte-carlo":

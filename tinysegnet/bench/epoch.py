@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .. import engine
+from .. import engine, threads
 from ..data import transforms
 from ..data.camvid import CLASSES, VOID
 from ..data.split import Split
@@ -69,9 +69,11 @@ def _spin():
 
 
 def measure(data_dir=None, model="segnet-basic", train_images=48, val_images=24, repeat=3,
-            vs_torch=True, load=0, device="cpu"):
+            vs_torch=True, load=0, device="cpu", blas_threads=None):
     """{"ours": {"train": s/img, "val": s/img}, "torch": {...}} medians over ``repeat``
-    alternations, on the first ``train_images`` and ``val_images`` of the splits."""
+    alternations, on the first ``train_images`` and ``val_images`` of the splits. Ours runs
+    with ``blas_threads`` as ``train --threads`` takes it (set again before each of our
+    passes); PyTorch with its own threads, as shipped."""
     config = engine.RunConfig.for_data(data_dir, model=model, device=device, **PROTOCOL)
     run = engine.start(config, out_dir=None)  # nothing is written: start only builds
     run.train_split, run.val_split = _subset(run.train_split, train_images), _subset(run.val_split, val_images)
@@ -85,35 +87,41 @@ def measure(data_dir=None, model="segnet-basic", train_images=48, val_images=24,
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(load)]
     for p in spinners:
         p.start()
+    counts_set = []
     try:
-        for _ in range(repeat):
-            run.rng = np.random.default_rng(run.config.seed)
-            times["ours"]["train"].append(_seconds(lambda: engine.train_epoch(run)))
-            times["ours"]["val"].append(_seconds(lambda: engine.evaluate_split(
-                run.model, run.val_split, run.config.mean, run.config.std, run.config.batch_size)))
-            if vs_torch:
-                rng = np.random.default_rng(run.config.seed)
-                times["torch"]["train"].append(_seconds(lambda: _torch_train_epoch(
-                    net, optimizer, run.train_split, run.config, rng, weights, torch)))
-                times["torch"]["val"].append(_seconds(lambda: _torch_evaluate(
-                    net, run.val_split, run.config, torch)))
+        with threads.blas_threads(blas_threads) as adjust:
+            for _ in range(repeat):
+                run.rng = np.random.default_rng(run.config.seed)
+                counts_set.append(adjust())
+                times["ours"]["train"].append(_seconds(lambda: engine.train_epoch(run)))
+                times["ours"]["val"].append(_seconds(lambda: engine.evaluate_split(
+                    run.model, run.val_split, run.config.mean, run.config.std, run.config.batch_size)))
+                if vs_torch:
+                    rng = np.random.default_rng(run.config.seed)
+                    times["torch"]["train"].append(_seconds(lambda: _torch_train_epoch(
+                        net, optimizer, run.train_split, run.config, rng, weights, torch)))
+                    times["torch"]["val"].append(_seconds(lambda: _torch_evaluate(
+                        net, run.val_split, run.config, torch)))
     finally:
         for p in spinners:
             p.terminate()
             p.join()
     counts = {"train": len(run.train_split), "val": len(run.val_split)}
-    return {who: {part: float(np.median(t)) / counts[part] for part, t in parts.items() if t}
-            for who, parts in times.items() if parts["train"]}, counts, dataclasses.asdict(run.config)
+    medians = {who: {part: float(np.median(t)) / counts[part] for part, t in parts.items() if t}
+               for who, parts in times.items() if parts["train"]}
+    return medians, counts, dataclasses.asdict(run.config), counts_set
 
 
 def report(data_dir=None, model="segnet-basic", train_images=48, val_images=24, repeat=3,
-           vs_torch=True, load=0, device="cpu"):
-    result, counts, config = measure(data_dir, model, train_images, val_images, repeat, vs_torch,
-                                     load, device)
+           vs_torch=True, load=0, device="cpu", blas_threads=None):
+    result, counts, config, counts_set = measure(data_dir, model, train_images, val_images, repeat,
+                                                 vs_torch, load, device, blas_threads)
+    threads_said = ("" if blas_threads is None else
+                    f", our BLAS threads {blas_threads} ({', '.join(str(n) for n in counts_set)})")
     print(f"{model} on {data_dir or 'the synthetic set'} at {config['size'][0]}x{config['size'][1]}, "
           f"batch {config['batch_size']}: {counts['train']} train + {counts['val']} val images, "
           f"{repeat} alternations (medians), device {device}"
-          f"{f', {load} other process(es) keeping a core busy' if load else ''}")
+          f"{f', {load} other process(es) keeping a core busy' if load else ''}{threads_said}")
     print(f"{'':<8} {'train ms/img':>12} {'val ms/img':>10} {'epoch s':>8}")
     epoch = {}
     for who, r in result.items():

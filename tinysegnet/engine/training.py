@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .. import checkpoint, nn, viz
+from .. import checkpoint, nn, threads, viz
 from .. import functional as F
 from ..backend import resolve_device, to_device, xp_of
 from ..data import folder, synthetic, transforms
@@ -254,7 +254,7 @@ def _last_good(run):
     return os.path.join(run.out_dir, "last.npz") if run.progress["epoch"] else None
 
 
-def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None):
+def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None, blas_threads=None):
     """Train ``run`` until ``run.config.epochs``; returns the history (one dict per epoch).
 
     After every epoch: validate, save best.npz (on a new best val mIoU) and then last.npz,
@@ -263,6 +263,9 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
     progress, ``on_val_batch(images_done)`` validation's.
     ``recompute_bn``: at the end, batch-norm statistics over the training split
     (SegNet-Tutorial's procedure) replace the running averages in last.npz and best.npz.
+    ``blas_threads``: None (the BLAS's own, every core), a count, or "auto" (before each
+    epoch, the cores other processes leave free; :mod:`tinysegnet.threads` says why and what
+    it costs in bit-for-bit reproducibility). CPU runs only.
 
     Raises :class:`Diverged` on a non-finite loss or weight (nothing saved; the last good
     checkpoint untouched) and :class:`Interrupted` on Ctrl-C or SIGTERM. Nothing is saved
@@ -274,17 +277,19 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # nohup'd runs stopped
     epoch = progress["epoch"]
     try:
-        for epoch in range(progress["epoch"] + 1, run.config.epochs + 1):
-            began = time.perf_counter()
-            try:
-                # Overflow is detected and reported below; NumPy's warnings would only repeat it.
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    loss, seconds = _timed(lambda: train_epoch(run, on_batch))
-            except FloatingPointError as e:
-                raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
-            record, best = end_epoch(run, epoch, loss, seconds, began, on_val_batch)
-            if on_epoch:
-                on_epoch(run, record, best)
+        with threads.blas_threads(blas_threads if run.device == "cpu" else None) as adjust_threads:
+            for epoch in range(progress["epoch"] + 1, run.config.epochs + 1):
+                adjust_threads()
+                began = time.perf_counter()
+                try:
+                    # Overflow is detected and reported below; NumPy's warnings would only repeat it.
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        loss, seconds = _timed(lambda: train_epoch(run, on_batch))
+                except FloatingPointError as e:
+                    raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
+                record, best = end_epoch(run, epoch, loss, seconds, began, on_val_batch)
+                if on_epoch:
+                    on_epoch(run, record, best)
     except KeyboardInterrupt:
         raise Interrupted(*_saved_epoch(run)) from None
     finally:
