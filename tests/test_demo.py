@@ -83,10 +83,18 @@ def test_cmyk_and_exif_rotated_images(server):
     assert status == 200 and "90x120 image segmented" in text  # shown as a viewer shows it: upright
 
 
-def test_a_huge_upload_is_refused_before_it_is_read(server, monkeypatch):
+def test_a_huge_upload_is_refused_and_the_sender_reads_why(server, monkeypatch):
+    """Refused by its Content-Length, never decoded; its body is read and dropped so that the
+    client, still sending, gets the answer instead of a broken pipe. Past DRAIN_BYTES the
+    connection is closed under it, and the server goes on."""
     monkeypatch.setattr(demo, "MAX_BYTES", 2_000_000)
-    status, text = _post(server, _encode(np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), np.uint8)))
+    big = _encode(np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), np.uint8))  # about 3 MB
+    status, text = _post(server, big)
     assert status == 413 and "at most 2 MB" in text
+    monkeypatch.setattr(demo, "DRAIN_BYTES", 100_000)
+    with pytest.raises(OSError):  # a broken pipe or a reset: the answer is not waited for
+        _post(server, big * 4)
+    assert _post(server, _encode(STREET))[0] == 200
 
 
 def test_a_bayesian_model_shows_its_uncertainty(tiny_set, tmp_path):

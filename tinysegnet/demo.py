@@ -20,6 +20,10 @@ from .backend import resolve_device
 from .cli import non_negative_int
 from .demo_page import MAX_BYTES, BadUpload, decode, has_dropout, page, segment
 
+# A refused upload is read and dropped up to this many bytes, so the browser sees the answer;
+# past it the connection is closed under the sender.
+DRAIN_BYTES = 100_000_000
+
 
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m tinysegnet.demo", description=__doc__.split("\n")[0])
@@ -61,10 +65,14 @@ def make_server(model, config, name, port=8000, samples=0):
                 return self._send(404, page(title, model_line, error=f"no form at {self.path}"))
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BYTES:
-                self.close_connection = True  # the body is not read: the connection cannot be reused
-                return self._send(413, page(title, model_line, samples_possible=bayesian, samples=samples,
-                                            error=f"the upload is {length / 1e6:.1f} MB: at most "
-                                                  f"{MAX_BYTES // 1_000_000} MB, please"))
+                self.close_connection = True
+                self._send(413, page(title, model_line, samples_possible=bayesian, samples=samples,
+                                     error=f"the upload is {length / 1e6:.1f} MB: at most "
+                                           f"{MAX_BYTES // 1_000_000} MB, please"))
+                # read and drop what the browser is still sending, so that it gets to read the
+                # answer instead of a connection closed under it (up to a limit: then it is closed)
+                _discard(self.rfile, min(length, DRAIN_BYTES))
+                return
             body = self.rfile.read(length)
             asked = samples
             try:
@@ -84,6 +92,15 @@ def make_server(model, config, name, port=8000, samples=0):
             sys.stderr.write(f"demo: {self.command} {self.path} {args[1] if len(args) > 1 else ''}\n")
 
     return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+def _discard(stream, n):
+    """Read ``n`` bytes of ``stream`` a block at a time, keeping none."""
+    while n > 0:
+        block = stream.read(min(n, 1 << 16))
+        if not block:
+            return
+        n -= len(block)
 
 
 def _form(content_type, body):

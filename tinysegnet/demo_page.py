@@ -17,7 +17,7 @@ from . import engine, nn
 from .data.classes import config_classes
 from .viz import colorize, overlay, uncertainty_bound, with_legend
 
-MAX_BYTES = 20_000_000     # an upload larger than this is refused before it is read
+MAX_BYTES = 20_000_000     # an upload larger than this is refused before it is decoded
 MAX_PIXELS = 40_000_000    # a decoded image larger than this (a decompression bomb) is refused
 MIN_SIDE = 16              # smaller images carry no scene to segment
 
