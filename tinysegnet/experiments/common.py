@@ -10,7 +10,7 @@ from .. import checkpoint, cli, engine
 from ..backend import array_module, to_device
 from ..cli import positive_int
 from ..engine.config import DEFAULTS, read_meta
-from ..files import hold_folder
+from ..files import hold_folder, strict_json, write_text
 from ..timing import timeit
 
 
@@ -100,3 +100,22 @@ def parse_protocol(p, argv):
     args = p.parse_args(argv)
     args.report = args.report or args.runs
     return args
+
+
+def score_best(run_dir, data_dir):
+    """(model, config, progress, val scores with BF, history, val split) of the run in
+    ``run_dir``: its best checkpoint scored on the val split, its history from last.npz."""
+    model, config, progress = engine.load_run(os.path.join(run_dir, "best.npz"))
+    val, _ = engine.load_eval_data(config, "val", data_dir, full_res=False)
+    with cli.ProgressBar(len(val), f"{os.path.basename(run_dir)}, val split") as bar:
+        scores, _ = engine.evaluate_split(model, val, config.mean, config.std, 8, boundary_f1=True,
+                                          norm=config.input_norm, on_batch=bar.to)
+    history = engine.load_run(os.path.join(run_dir, "last.npz"))[2]["history"]
+    return model, config, progress, scores, history, val
+
+
+def write_report_files(folder, name, lines, result):
+    """``folder/name.md`` from ``lines`` and ``folder/name.json`` from ``result``; the .md's path."""
+    write_text(os.path.join(folder, f"{name}.md"), "\n".join(lines) + "\n")
+    write_text(os.path.join(folder, f"{name}.json"), strict_json(result, indent=2) + "\n")
+    return os.path.join(folder, f"{name}.md")

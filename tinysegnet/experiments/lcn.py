@@ -12,20 +12,14 @@ import os
 
 import numpy as np
 
-from .. import checkpoint, cli, engine
+from .. import checkpoint, cli
 from ..engine.config import read_meta
 from ..data.classes import config_classes
-from ..files import strict_json, write_text
-from .common import protocol
+from .common import protocol, score_best, write_report_files
 
 
 def _score(run_dir, data_dir):
-    model, config, progress = engine.load_run(os.path.join(run_dir, "best.npz"))
-    val, _ = engine.load_eval_data(config, "val", data_dir, full_res=False)
-    with cli.ProgressBar(len(val), f"{os.path.basename(run_dir)}, val split") as bar:
-        scores, _ = engine.evaluate_split(model, val, config.mean, config.std, 8, boundary_f1=True,
-                                          norm=config.input_norm, on_batch=bar.to)
-    history = engine.load_run(os.path.join(run_dir, "last.npz"))[2]["history"]
+    _, config, progress, scores, history, val = score_best(run_dir, data_dir)
     return config, progress, scores, [r["mIoU"] for r in history], val
 
 
@@ -82,9 +76,7 @@ def write_report(result, command, folder):
               f"{len(set(v[:6] for v in s['val_names']))} daytime sequence "
               f"({', '.join(sorted(set(v[:6] for v in s['val_names'])))}): it holds no dusk or night images "
               "(the dusk sequence 0001TP is in the train split), so that claim is not measured by this split."]
-    write_text(os.path.join(folder, "lcn.md"), "\n".join(lines) + "\n")
-    write_text(os.path.join(folder, "lcn.json"), strict_json(result, indent=2) + "\n")
-    return os.path.join(folder, "lcn.md")
+    return write_report_files(folder, "lcn", lines, result)
 
 
 def main(argv):

@@ -12,11 +12,10 @@ initialisation may differ. The report says how far each went, from its checkpoin
 import os
 import statistics
 
-from .. import checkpoint, cli, engine
+from .. import checkpoint, cli
 from ..data.classes import config_classes
 from ..engine.config import read_meta
-from ..files import strict_json, write_text
-from .common import protocol
+from .common import protocol, score_best, write_report_files
 
 # What every compared run must share with the first (RunConfig fields).
 SAME = ("data_dir", "size", "batch_size", "lr", "momentum", "weight_decay", "class_weighting", "flip",
@@ -55,12 +54,7 @@ def measure(runs, data_dir):
     check_runs(runs)
     out = []
     for run_dir in runs:
-        model, config, progress = engine.load_run(os.path.join(run_dir, "best.npz"))
-        val, _ = engine.load_eval_data(config, "val", data_dir, full_res=False)
-        with cli.ProgressBar(len(val), f"{os.path.basename(run_dir)}, val split") as bar:
-            scores, _ = engine.evaluate_split(model, val, config.mean, config.std, 8, boundary_f1=True,
-                                              norm=config.input_norm, on_batch=bar.to)
-        history = engine.load_run(os.path.join(run_dir, "last.npz"))[2]["history"]
+        model, config, progress, scores, history, _ = score_best(run_dir, data_dir)
         out.append(dict(
             run=run_dir, model=config.model, encoder_weights=config.encoder_weights,
             parameters=sum(p.data.size for p in model.parameters()), protocol=protocol(config),
@@ -104,9 +98,7 @@ def write_report(result, command, folder):
                           for r in runs) + ".", "",
               "Train s/epoch is the median of the training times each run's history recorded (the "
               "validation pass not included), on the machine and under the load it ran with."]
-    write_text(os.path.join(folder, "segnet_camvid.md"), "\n".join(lines) + "\n")
-    write_text(os.path.join(folder, "segnet_camvid.json"), strict_json(result, indent=2) + "\n")
-    return os.path.join(folder, "segnet_camvid.md")
+    return write_report_files(folder, "segnet_camvid", lines, result)
 
 
 def main(argv):
