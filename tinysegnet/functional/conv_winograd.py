@@ -155,8 +155,9 @@ def conv_backward(dout, x, w, pad, need_dx):
         dtiles[...] = padded[part].reshape(n, F, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4)
         dM = scratch("winograd.dmixed", (16, F, n * th * tw), x.dtype, xp)
         xp.matmul(at.T, dtiles.reshape(4, -1), out=dM.reshape(16, -1))
-        for ab in range(16):  # one product per position: a stacked product of a transposed V
-            dU[ab] += dM[ab] @ V[ab].T  # falls back from BLAS to NumPy's own loops
+        # one product per position: NumPy's stacked product of a transposed V leaves BLAS
+        for ab in range(16):
+            dU[ab] += dM[ab] @ V[ab].T
         if need_dx:
             dV = scratch("winograd.dinput_transform", (16, C, n * th * tw), x.dtype, xp)
             xp.matmul(U_t, dM, out=dV)
