@@ -67,6 +67,7 @@ def measure(runs, data_dir):
         within = r["curve"][:common]
         r["best_within_common"] = max(within)
         r["best_epoch_within_common"] = within.index(max(within)) + 1
+        r["last_ten_within_common"] = [min(within[-10:]), max(within[-10:])]
     return dict(runs=out, common_epochs=common)
 
 
@@ -93,11 +94,18 @@ def write_report(result, command, folder):
                      f"{r['train_seconds']:.0f} | {pct(sc['G'])} | {pct(sc['C'])} | {pct(sc['mIoU'])} | "
                      f"{pct(sc['BF'])} | " + " | ".join(pct(v) for v in sc["class_iou"]) + " |")
     common = result["common_epochs"]
+    spread = max(100 * (r["last_ten_within_common"][1] - r["last_ten_within_common"][0]) for r in runs)
     lines += ["", f"At equal epochs (the first {common}, which every run reached), the best val mIoU was: "
               + "; ".join(f"{_label(r)} {pct(r['best_within_common'])} (epoch {r['best_epoch_within_common']})"
                           for r in runs) + ".", "",
+              f"Over each run's last ten of those epochs val mIoU spanned up to {spread:.1f} points (lowest to "
+              f"highest), so a difference smaller than that is within the epoch-to-epoch noise.", "",
               "Train s/epoch is the median of the training times each run's history recorded (the "
               "validation pass not included), on the machine and under the load it ran with."]
+    if any(r["model"] == "segnet" and not r["encoder_weights"] for r in runs):
+        lines += ["", "SegNet from scratch is not the paper's start: its encoder begins from VGG16's ImageNet "
+                      "weights, which `train --model segnet --encoder-weights VGG16.pth` takes from a torchvision "
+                      "state_dict where one can be downloaded."]
     return write_report_files(folder, "segnet_camvid", lines, result)
 
 
