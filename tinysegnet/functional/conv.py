@@ -39,8 +39,6 @@ from ._checks import require_float, require_ndim
 
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft,
            "winograd": conv_winograd}
-# The method that keeps a transform of the input from the forward pass for the backward one.
-TRANSFORMING = {"fft"}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
 # against each other in whole models (``bench model --conv-method``); None: let it pick.
 # Set it only through using_method(), which always restores it.
@@ -169,7 +167,7 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
         raise ValueError(f"conv2d_forward: the winograd method computes 3x3 kernels only, "
                          f"got w {tuple(w.shape)}")
     kept = {}
-    out = (METHODS[method].conv_forward(x, w, pad, kept) if method in TRANSFORMING
+    out = (conv_fft.conv_forward(x, w, pad, kept) if method == "fft"
            else METHODS[method].conv_forward(x, w, pad))
     if b is not None:
         out += b[None, :, None, None]
@@ -197,8 +195,8 @@ def conv2d_backward(dout, cache, need_dx=True):
     if dout.shape != expected:
         raise ValueError(f"conv2d_backward: dout has shape {tuple(dout.shape)}, expected {expected}")
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    if method in TRANSFORMING:
-        dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx, cache.spectrum)
+    if method == "fft":  # the one method that keeps the input's transform for its backward
+        dx, dw = conv_fft.conv_backward(dout, x, w, pad, need_dx, cache.spectrum)
     else:
         dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx)
     return dx, dw, db
