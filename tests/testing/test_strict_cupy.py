@@ -44,14 +44,19 @@ def test_counts_launches_not_views():
     with xp.counting() as c:
         a.reshape(4, 3), a.T, a[1:], a[:, ::2], xp.lib.stride_tricks.as_strided(a, (2, 2), (8, 8))
         a.astype(a.dtype, copy=False)
+        xp.empty((3, 3)), xp.empty_like(a)  # memory from the pool, no kernel
     assert (c.ops, c.syncs) == (0, 0)
     with xp.counting() as c:
         b = a * 2 + 1            # 2
         b += a                   # 1
         b[0] = 0                 # 1
-        xp.matmul(a, a.T, out=xp.empty((3, 3)))  # 2: the empty and the product
+        xp.matmul(a, a.T, out=xp.empty((3, 3)))  # 1: the product
         total = b.sum()          # 1
-    assert (c.ops, c.syncs) == (7, 0)
+        mask = (a > 1) & (a < 9) | (a == 0) ^ (a > 10)  # 7
+        mask &= a > 2            # 2
+    assert (c.ops, c.syncs) == (15, 0)
+    h = a.get()
+    np.testing.assert_array_equal(mask.get(), ((h > 1) & (h < 9) | (h == 0) ^ (h > 10)) & (h > 2))
     with xp.counting() as c:
         float(total), int(a[0, 0]), bool(a[0, 1] > 0), a.get(), xp.cuda.Device().synchronize()
     assert c.syncs == 5

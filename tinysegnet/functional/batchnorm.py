@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from ..backend import xp_of
 from ._checks import require_float, require_ndim
+from .batch_split import run
 
 
 class BatchNormCache(NamedTuple):
@@ -63,8 +64,12 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
             raise ValueError(f"batchnorm2d_forward: training needs more than one value per "
                              f"channel, got x {tuple(x.shape)}")
         mean = x.mean(axis=(0, 2, 3))
-        squares = x - _per_channel(mean)
-        squares *= squares  # in place: one temporary instead of two
+        squares = xp.empty_like(x)
+
+        def centred_squares(s):
+            xp.subtract(x[s], _per_channel(mean), out=squares[s])
+            squares[s] *= squares[s]
+        run(centred_squares, x)
         var = squares.mean(axis=(0, 2, 3))
         running_mean *= 1 - momentum
         running_mean += momentum * mean
@@ -77,8 +82,13 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
     # out = gamma * (x - mean) * inv_std + beta, folded into one scale and one shift per
     # channel: two passes over x instead of four, and one output array instead of four.
     scale = gamma * inv_std
-    out = x * _per_channel(scale)
-    out += _per_channel(beta - mean * scale)
+    scale, shift = _per_channel(scale), _per_channel(beta - mean * scale)
+    out = xp.empty_like(x)
+
+    def normalise(s):
+        xp.multiply(x[s], scale, out=out[s])
+        out[s] += shift
+    run(normalise, x)
     return out, BatchNormCache(x, mean, inv_std, gamma, training)
 
 
@@ -96,20 +106,32 @@ def batchnorm2d_backward(dout, cache):
     are substituted in.
     """
     x, mean, inv_std, gamma, training = cache
-    xhat = (x - _per_channel(mean)) * _per_channel(inv_std)
+    xp = xp_of(dout, x)
+    xhat, products = xp.empty_like(x), xp.empty_like(x)
+
+    def normalised(s):
+        xp.subtract(x[s], _per_channel(mean), out=xhat[s])
+        xhat[s] *= _per_channel(inv_std)
+        xp.multiply(dout[s], xhat[s], out=products[s])
+    run(normalised, x)
     dbeta = dout.sum(axis=(0, 2, 3))
-    dgamma = (dout * xhat).sum(axis=(0, 2, 3))
+    dgamma = products.sum(axis=(0, 2, 3))
     scale = _per_channel(gamma * inv_std)
+    dx = products  # its values are summed: the array takes dx's
     if not training:
-        return dout * scale, dgamma, dbeta
+        run(lambda s: xp.multiply(dout[s], scale, out=dx[s]), x)
+        return dx, dgamma, dbeta
     # With g = dout * gamma: sum(g) = gamma * dbeta and sum(g * xhat) = gamma * dgamma, so
-    # dx = gamma * inv_std * (dout - dbeta / m - xhat * dgamma / m). Built in place in dx
-    # and xhat to keep the temporaries to those two.
+    # dx = gamma * inv_std * (dout - dbeta / m - xhat * dgamma / m), built in dx and xhat.
     m = dout.size // dout.shape[1]
-    dx = dout - _per_channel(dbeta / m)
-    xhat *= _per_channel(dgamma / m)
-    dx -= xhat
-    dx *= scale
+    mean_dout, mean_slope = _per_channel(dbeta / m), _per_channel(dgamma / m)
+
+    def gradient(s):
+        xp.subtract(dout[s], mean_dout, out=dx[s])
+        xhat[s] *= mean_slope
+        dx[s] -= xhat[s]
+        dx[s] *= scale
+    run(gradient, x)
     return dx, dgamma, dbeta
 
 

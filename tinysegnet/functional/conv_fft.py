@@ -26,6 +26,7 @@ import functools
 import numpy as np
 
 from ..backend import xp_of
+from .batch_split import contiguous, run
 
 
 def fft_size(H, W, pad):
@@ -87,7 +88,10 @@ def _mix(spectrum, w, Hf, Wf, pad, sign, filters_last):
     for start in range(0, Hf, rows):
         block = slice(start, min(start + rows, Hf))
         kernel = (dh[block] @ right).reshape(-1, Wb, inner, outer)
-        xp.matmul(spectrum[block], kernel, out=out[block])
+        # small products, one per frequency: the BLAS runs them on one core, so the threads
+        # take a run of frequencies each
+        mixed, part = out[block], spectrum[block]
+        run(lambda s: xp.matmul(part[s], kernel[s], out=mixed[s]), kernel)
     return out
 
 
@@ -135,7 +139,7 @@ def _spectrum(x, Hf, Wf):
     complex_dtype = xp.result_type(x.dtype, np.complex64)
     real = xp.asarray(_along_width(W, Wf, np.dtype(x.dtype).name))
     rows = (x.reshape(N * C * H, W) @ real).view(complex_dtype)  # (N C H, Wb)
-    rows = xp.ascontiguousarray(rows.reshape(N, C, H, -1).transpose(2, 3, 0, 1))  # (H, Wb, N, C)
+    rows = contiguous(rows.reshape(N, C, H, -1).transpose(2, 3, 0, 1))  # (H, Wb, N, C)
     down = xp.asarray(_along_height(H, Hf, np.dtype(complex_dtype).name, False))
     return (down @ rows.reshape(H, -1)).reshape(Hf, -1, N, C)
 
@@ -147,7 +151,7 @@ def _maps(spectrum, Hf, Wf, rows, cols, dtype):
     _, Wb, N, C = spectrum.shape
     up = xp.asarray(_along_height(rows, Hf, np.dtype(spectrum.dtype).name, True))
     half = (up @ spectrum.reshape(Hf, -1)).reshape(rows, Wb, N, C)
-    half = xp.ascontiguousarray(half.transpose(2, 3, 0, 1))  # (N, C, rows, Wb)
+    half = contiguous(half.transpose(2, 3, 0, 1))  # (N, C, rows, Wb)
     real = xp.asarray(_back_along_width(cols, Wf, 1.0 / (Hf * Wf), np.dtype(dtype).name))
     return (half.view(dtype).reshape(N * C * rows, 2 * Wb) @ real).reshape(N, C, rows, cols)
 
@@ -183,7 +187,8 @@ def conv_backward(dout, x, w, pad, need_dx, spectrum=None):
     Xt, Dc = X.transpose(0, 1, 3, 2), D.conj()
     for start in range(0, Hf, rows):
         block = slice(start, min(start + rows, Hf))
-        G = Xt[block] @ Dc[block]  # (rows, Wb, C, F) = sum_n X conj(D)
+        G = xp.empty((block.stop - start,) + Xt.shape[1:3] + Dc.shape[3:], dtype=X.dtype)
+        run(lambda s: xp.matmul(Xt[block][s], Dc[block][s], out=G[s]), G)  # sum_n X conj(D)
         # dw[u, v] += sum_{a, b} ih[a, u] G[a, b] iw[b, v]: along b for each row, then along a
         over_b = iw_t @ G.reshape(G.shape[0], G.shape[1], C * F)  # (rows, k v, C F)
         dw += ih[block].T @ over_b.reshape(G.shape[0], k * C * F)  # (k u, k v C F)

@@ -16,7 +16,8 @@ GPU shows here:
 * **Counted.** ``counts.ops`` counts array operations, each one kernel launch or more on
   a GPU: every operator, function or method whose result is new data, every in-place
   update and every assignment into an array; views (reshape of a contiguous array,
-  transpose, basic slicing, ``as_strided``) are free, as on a GPU. ``counts.syncs``
+  transpose, basic slicing, ``as_strided``) are free, as on a GPU, and so are ``empty`` and
+  ``empty_like``, which take memory from CuPy's pool without a kernel. ``counts.syncs``
   counts host synchronisations: ``int()``, ``float()``, ``bool()``, ``.item()``,
   ``.get()``, ``asnumpy``, ``repr`` and ``cuda.Device().synchronize()``.
   ``counts.transfers`` counts host-to-device copies.
@@ -212,11 +213,16 @@ def _operand(value, where):
                     f"in {where}")
 
 
+def _operator(name):
+    """The operator module's function for a dunder's name: ``and`` and ``or`` are ``and_``, ``or_``."""
+    return getattr(operator, name + "_" if name in ("and", "or") else name)
+
+
 def _binary(name):
     def method(self, other):
         if _foreign(other):
             return NotImplemented  # let the other operand's reflected method answer
-        result = getattr(operator, name)(self._a, _operand(other, f"'{name}'"))
+        result = _operator(name)(self._a, _operand(other, f"'{name}'"))
         counts.ops += 1
         return _wrap(result)
     return method
@@ -226,7 +232,7 @@ def _reflected(name):
     def method(self, other):
         if _foreign(other):
             return NotImplemented
-        result = getattr(operator, name)(_operand(other, f"'{name}'"), self._a)
+        result = _operator(name)(_operand(other, f"'{name}'"), self._a)
         counts.ops += 1
         return _wrap(result)
     return method
@@ -298,7 +304,8 @@ def _function(name, numpy_function, accepts_host=False):
         result = numpy_function(*args, **kwargs)
         if accepts_host and isinstance(result, np.ndarray) and not result.flags.owndata:
             result = result.copy()  # a device array never shares memory with the host
-        if "out" in kwargs or (isinstance(result, np.ndarray) and _new_data(result, inputs)):
+        if "out" in kwargs or (name not in _ALLOCATIONS and isinstance(result, np.ndarray)
+                               and _new_data(result, inputs)):
             counts.ops += 1
         return _wrap(result)
     function.__name__ = name
@@ -346,6 +353,7 @@ cuda = types.SimpleNamespace(Device=_Device, is_available=lambda: True,
 lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
 
 _HOST_INPUT = {"asarray", "array", "asanyarray"}
+_ALLOCATIONS = {"empty", "empty_like"}  # memory from the pool, no kernel
 _SPECIAL = {"ndarray": ndarray, "asnumpy": asnumpy, "get_array_module": get_array_module,
             "cuda": cuda, "lib": lib, "random": random}
 
