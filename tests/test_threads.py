@@ -2,6 +2,7 @@ import pytest
 import threadpoolctl
 
 from tinysegnet import threads
+from tinysegnet.functional import batch_split
 
 
 def _blas_threads():
@@ -25,9 +26,10 @@ def test_free_cores_subtracts_this_processes_own_time(monkeypatch):
 
 def test_a_count_is_set_inside_and_the_blas_own_comes_back():
     own = _blas_threads()
+    cut = batch_split.threads()
     with threads.blas_threads(1) as adjust:
-        assert adjust() == 1 and set(_blas_threads()) == {1}
-    assert _blas_threads() == own
+        assert adjust() == 1 and set(_blas_threads()) == {1} and batch_split.threads() == 1
+    assert _blas_threads() == own and batch_split.threads() == cut
     with threads.blas_threads(None) as adjust:  # untouched
         assert adjust() is None and _blas_threads() == own
 
@@ -41,7 +43,8 @@ def test_auto_leaves_a_busy_core_to_the_process_keeping_it(monkeypatch):
     try:
         with threads.blas_threads("auto") as adjust:
             cores = threads.FreeCores().cores
-            assert adjust() <= max(1, cores - 1)
+            n = adjust()
+            assert n <= max(1, cores - 1) and batch_split.threads() == n
     finally:
         spinner.terminate()
         spinner.join()

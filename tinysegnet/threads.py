@@ -1,4 +1,5 @@
-"""BLAS threads that match the cores other processes leave free.
+"""BLAS threads (and the threads a batch is cut among) that match the cores other processes
+leave free.
 
 Why: NumPy's BLAS (OpenBLAS) runs one thread per core and splits every matrix product evenly
 among them. When another process keeps a core busy, each product waits for the thread that
@@ -10,7 +11,8 @@ before every epoch.
 
 How busy the others are is read from Linux's ``/proc/stat`` (all CPU time spent, steal
 included, since a hypervisor's share is lost to us too) minus this process's own CPU time,
-over the last interval; elsewhere "auto" changes nothing. threadpoolctl sets the count.
+over the last interval; elsewhere "auto" changes nothing. threadpoolctl sets the count; the
+elementwise layers' cut of the batch (``functional.batch_split``) follows the same count.
 """
 
 import contextlib
@@ -19,6 +21,8 @@ import os
 import time
 
 from threadpoolctl import threadpool_limits
+
+from .functional import batch_split
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _SAMPLE = 0.3  # seconds of watching before the first decision
@@ -70,30 +74,34 @@ def blas_threads(setting):
     - "auto": the cores other processes left free since the previous call (the first call
       watches for a moment first).
 
-    The BLAS's own setting comes back at the end. A different thread count can change the
+    The elementwise layers cut the batch among as many threads. The BLAS's own setting and
+    the cut's come back at the end. A different thread count can change the
     rounding of long products (OpenBLAS splits their sums among threads), so a run that must
     resume bit for bit wants None or an int, not "auto", whose count follows the machine's load.
     """
     if setting is None or (setting == "auto" and _cpu_seconds() is None):
         yield lambda: None
         return
-    watch, limiters = FreeCores(), []
+    watch, limiters, cuts = FreeCores(), [], contextlib.ExitStack()
+
+    def limit(n):
+        limiters.append(threadpool_limits(limits=n, user_api="blas"))
+        cuts.enter_context(batch_split.using_threads(n))
+        return n
 
     def adjust():
         if setting != "auto":
-            if not limiters:
-                limiters.append(threadpool_limits(limits=int(setting), user_api="blas"))
-            return int(setting)
+            return int(setting) if limiters else limit(int(setting))
         if not limiters:
             time.sleep(_SAMPLE)
         free = watch.read()
-        n = threads_for(free, watch.cores) if free is not None else watch.cores
-        limiters.append(threadpool_limits(limits=n, user_api="blas"))
+        n = limit(threads_for(free, watch.cores) if free is not None else watch.cores)
         watch.read()  # the next interval starts now
         return n
 
-    try:
-        yield adjust
-    finally:
-        if limiters:
-            limiters[0].restore_original_limits()
+    with cuts:
+        try:
+            yield adjust
+        finally:
+            if limiters:
+                limiters[0].restore_original_limits()

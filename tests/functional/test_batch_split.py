@@ -9,6 +9,7 @@ import pytest
 
 from tinysegnet import functional as F
 from tinysegnet.functional import batch_split, conv_fft
+from tinysegnet.functional.activation import relu_inplace
 
 
 @pytest.fixture
@@ -106,7 +107,7 @@ def _layers(rng, dtype):
     g, b = rng.standard_normal(3).astype(dtype), rng.standard_normal(3).astype(dtype)
     results = {}
     out, cache = F.relu_forward(x)
-    results.update(relu=out, relu_dx=F.relu_backward(d, cache))
+    results.update(relu=out, relu_dx=F.relu_backward(d, cache), relu_inplace=relu_inplace(x.copy()))
     pooled, idx = F.maxpool2x2_forward(x)
     results.update(pool=pooled, idx=idx, pool_dx=F.maxpool2x2_backward(pooled * 2, idx, x.shape),
                    unpool=F.unpool2x2_forward(pooled, idx, x.shape),

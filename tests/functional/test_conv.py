@@ -8,7 +8,7 @@ from tinysegnet.testing import strict_cupy
 from conftest import rel_close
 
 
-METHODS = list(F.conv.METHODS)  # rowshift, im2col, fft, winograd
+METHODS = list(F.conv.METHODS)  # rowshift, im2col, fft, fft-tiles, winograd
 
 
 def cases(methods, *kernel_cases):
@@ -149,11 +149,14 @@ def test_winograd_in_chunks_of_images(rng, monkeypatch):
 
 def test_choose_method():
     assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7), np) == "im2col"  # few channels
-    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # batch 4: the FFT pays
-    assert F.conv.choose_method((2, 64, 90, 120), (64, 64, 7, 7), np) == "rowshift"  # batch 2: it does not
-    assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), np) == "fft"  # the CamVid protocol
-    assert F.conv.choose_method((12, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
-    assert F.conv.choose_method((12, 64, 360, 480), (64, 64, 7, 7), np) == "rowshift"  # transforms too long
+    # 7x7 on many channels: the whole map's FFT for small maps in large batches, else tiles
+    assert F.conv.choose_method((12, 64, 45, 60), (64, 64, 7, 7), np) == "fft"
+    assert F.conv.choose_method((4, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
+    assert F.conv.choose_method((4, 64, 45, 60), (64, 64, 7, 7), np) == "fft-tiles"
+    assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), np) == "fft-tiles"  # CamVid's protocol
+    assert F.conv.choose_method((1, 64, 360, 480), (64, 64, 7, 7), np) == "fft-tiles"
+    assert F.conv.choose_method((1, 64, 23, 30), (64, 64, 7, 7), np) == "rowshift"  # too small for either
+    assert F.conv.choose_method((2, 64, 12, 15), (64, 64, 7, 7), np) == "rowshift"
     assert F.conv.choose_method((12, 256, 23, 30), (256, 256, 3, 3), np) == "winograd"  # SegNet's 3x3
     assert F.conv.choose_method((12, 128, 45, 60), (128, 128, 3, 3), np) == "rowshift"  # maps too large
     assert F.conv.choose_method((12, 512, 6, 8), (512, 512, 3, 3), np) == "winograd"
@@ -169,7 +172,7 @@ def test_choose_method_on_a_device():
 
 
 def test_unknown_method_refused():
-    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft, winograd"):
+    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft, fft-tiles, winograd"):
         F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="direct")
 
 
@@ -197,22 +200,22 @@ def test_results_do_not_live_in_scratch(xp, rng, method, k, pad):
         assert (a == b).all()
 
 
-def test_the_fft_method_in_a_whole_training_step_matches_row_shifts(rng):
-    """SegNet-Basic at the CamVid protocol's batch (where the CPU picks the FFT for its 7x7
-    layers), float64: logits and every gradient as with row shifts everywhere."""
+@pytest.mark.parametrize("fft", ["fft", "fft-tiles"])
+def test_the_fft_methods_in_a_whole_training_step_match_row_shifts(rng, fft):
+    """SegNet-Basic, float64, with an FFT method in every layer: logits and every gradient as
+    with row shifts everywhere."""
     from tinysegnet.models import SegNetBasic
     x = rng.standard_normal((8, 3, 24, 32))
     y = rng.integers(0, 12, (8, 24, 32)).astype(np.uint8)
-    assert F.conv.choose_method((8, 16, 24, 32), (16, 16, 7, 7), np) == "fft"
     results = {}
-    for method in (None, "rowshift"):
+    for method in (fft, "rowshift"):
         model = SegNetBasic(width=16, seed=0).astype(np.float64).train()
         with F.conv.using_method(method):
             logits = model.forward(x)
             model.backward(F.softmax_cross_entropy(logits, y, None, 11)[1])
         results[method] = (logits, {n: p.grad for n, p in model.named_parameters()})
-    assert np.abs(results[None][0] - results["rowshift"][0]).max() < 1e-10
-    for name, grad in results[None][1].items():
+    assert np.abs(results[fft][0] - results["rowshift"][0]).max() < 1e-10
+    for name, grad in results[fft][1].items():
         assert np.abs(grad - results["rowshift"][1][name]).max() <= 1e-9 * max(np.abs(grad).max(), 1.0), name
 
 
@@ -240,3 +243,22 @@ def test_the_winograd_method_in_a_whole_segnet_step_matches_im2col(rng):
     assert np.abs(results["winograd"][0] - results["im2col"][0]).max() < 1e-10
     for name, grad in results["winograd"][1].items():
         assert np.abs(grad - results["im2col"][1][name]).max() <= 1e-9 * max(np.abs(grad).max(), 1.0), name
+
+
+@pytest.mark.parametrize("k,pad,shape", [(7, 3, (2, 2, 40, 45)), (7, 0, (1, 2, 37, 19)),
+                                         (5, 4, (1, 3, 21, 44)), (3, 1, (1, 2, 23, 50))])
+def test_fft_tiles_across_many_tiles_against_the_loops(xp, rng, k, pad, shape):
+    """Maps of several tiles each way, the last one part-filled: every overlap-add seam and
+    the cropped edges, float64, forward and both gradients, the kept spectrum and a new one."""
+    from tinysegnet.functional import conv_fft_tiles
+    assert shape[2] + 2 * pad - k + 1 > conv_fft_tiles.tile_size(k)  # more than one tile
+    x, w = xp.asarray(rng.standard_normal(shape)), xp.asarray(rng.standard_normal((3, shape[1], k, k)))
+    out, cache = F.conv2d_forward(x, w, None, pad, method="fft-tiles")
+    ref, ref_cache = F.conv2d_forward_reference(x, w, None, pad)
+    rel_close(out, ref, 1e-12)
+    dout = xp.asarray(rng.standard_normal(out.shape))
+    expected = F.conv2d_backward_reference(dout, ref_cache)[:2]
+    for spectrum in (cache.spectrum, None):
+        dx, dw = conv_fft_tiles.conv_backward(dout, x, w, pad, True, spectrum)
+        rel_close(dx, expected[0], 1e-12)
+        rel_close(dw, expected[1], 1e-12)

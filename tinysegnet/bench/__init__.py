@@ -173,20 +173,22 @@ def bench_launches():
         print(f"{name:<40} {batch:>5} {f'{h}x{w}':>7} {ops:>8} {syncs:>5} {infer_ops:>9}", flush=True)
 
 
-# (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers at batch 4 and at the
-# CamVid protocol's 12; SegNet's 3x3 layers at batch 12 and 1; on a GPU also the paper's
-# full 360x480.
-METHOD_SHAPES = [(4, 3, 90, 120, 64, 7), (4, 64, 90, 120, 64, 7), (4, 64, 23, 30, 64, 7),
+# (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers at batch 1, 4 and the
+# CamVid protocol's 12, and at the paper's full 360x480; SegNet's 3x3 layers at batch 12 and
+# 1; on a GPU also 180x240.
+METHOD_SHAPES = [(4, 3, 90, 120, 64, 7), (1, 64, 90, 120, 64, 7), (4, 64, 90, 120, 64, 7),
+                 (4, 64, 45, 60, 64, 7), (4, 64, 23, 30, 64, 7), (1, 64, 360, 480, 64, 7),
                  (12, 64, 90, 120, 64, 7), (12, 64, 45, 60, 64, 7), (12, 64, 23, 30, 64, 7),
                  (12, 64, 90, 120, 64, 3), (12, 128, 45, 60, 128, 3), (12, 256, 23, 30, 256, 3),
                  (12, 512, 12, 15, 512, 3), (12, 512, 6, 8, 512, 3),
                  (1, 256, 45, 60, 256, 3), (1, 512, 23, 30, 512, 3), (1, 512, 12, 15, 512, 3)]
-GPU_METHOD_SHAPES = [(1, 64, 360, 480, 64, 7), (1, 64, 180, 240, 64, 7), (4, 64, 180, 240, 64, 7)]
+GPU_METHOD_SHAPES = [(1, 64, 180, 240, 64, 7), (4, 64, 180, 240, 64, 7)]
 
 
 def compare_conv_methods(xp, repeat):
     """Forward + backward of every fast convolution method that computes the shape (Winograd
-    3x3 kernels only), beside the one the rule picks."""
+    3x3 kernels only; the whole-map FFT not where its transforms outgrow the direct method,
+    (H + W) 8 > C k k, gigabytes of kernel transform at 360x480), beside the one the rule picks."""
     rng = np.random.default_rng(0)
     print(f"{'convolution (forward + backward)':<32} " + " ".join(f"{m + ' ms':>11}" for m in conv.METHODS)
           + "  chosen")
@@ -196,7 +198,7 @@ def compare_conv_methods(xp, repeat):
         dout = xp.asarray(rng.standard_normal((N, F_, H, W), dtype=np.float32))
         cells = []
         for method in conv.METHODS:
-            if method == "winograd" and k != 3:
+            if (method == "winograd" and k != 3) or (method == "fft" and (H + W) * 8 > C * k * k):
                 cells.append(f"{'-':>11}")
                 continue
             def both():

@@ -43,4 +43,5 @@ def relu_inplace(x):
     """Inference only: x = max(x, 0) written into x itself, which is returned (as
     ``relu_forward(x)[0]`` where x is finite). The caller must own x."""
     xp = xp_of(x)
-    return xp.maximum(x, 0, out=x)
+    run(lambda s: xp.maximum(x[s], 0, out=x[s]), x)
+    return x

@@ -15,13 +15,14 @@ where ``xpad`` is ``x`` with ``p`` zeros on each side. Like every deep-learning
 Two implementations share one signature:
 
 * ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use. It
-  turns the convolution into matrix products by one of four methods, each in its
+  turns the convolution into matrix products by one of five methods, each in its
   own file: ``conv_rowshift.py`` (k shifted copies of the input; best on large
   maps), ``conv_im2col.py`` (k * k copies; best on small maps with many channels
-  and on inputs with few channels), ``conv_fft.py`` (the convolution theorem,
-  its transforms as products with DFT matrices; best for 7x7 kernels on batches of
-  4 or more) and ``conv_winograd.py`` (Winograd's F(2x2, 3x3): 3x3 kernels on many
-  channels). :func:`choose_method` picks one by shape; ``method=`` forces it. They
+  and on inputs with few channels), ``conv_fft.py`` (the convolution theorem on
+  whole maps, its transforms as products with DFT matrices; best for 7x7 kernels on
+  small maps in large batches), ``conv_fft_tiles.py`` (the same on 24 x 24 tiles;
+  7x7 kernels on larger maps and at any batch) and ``conv_winograd.py`` (Winograd's
+  F(2x2, 3x3): 3x3 kernels on many channels). :func:`choose_method` picks one by shape; ``method=`` forces it. They
   keep their temporaries in reused scratch buffers (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
   that read like the formula above; the tests check both fast methods against
@@ -34,11 +35,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import xp_of
-from . import conv_fft, conv_im2col, conv_rowshift, conv_winograd
+from . import conv_fft, conv_fft_tiles, conv_im2col, conv_rowshift, conv_winograd
 from ._checks import require_float, require_ndim
 
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft,
-           "winograd": conv_winograd}
+           "fft-tiles": conv_fft_tiles, "winograd": conv_winograd}
+# The methods whose forward pass keeps the input's transform for the backward pass's dw.
+_KEEPING = {"fft", "fft-tiles"}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
 # against each other in whole models (``bench model --conv-method``); None: let it pick.
 # Set it only through using_method(), which always restores it.
@@ -67,10 +70,11 @@ class ConvCache(NamedTuple):
     w         (F, C, k, k)  the filters
     has_bias  bool          whether a bias was added (then db is returned)
     pad       int           zeros added on each side
-    method    str           "rowshift", "im2col", "fft", "winograd" or "reference": which
-                            backward to run
-    spectrum  array or None the fft method's transform of x (Hf, Wb, N, C), which its
-                            backward reuses for dw; None for the other methods
+    method    str           "rowshift", "im2col", "fft", "fft-tiles", "winograd" or
+                            "reference": which backward to run
+    spectrum  array or None the FFT methods' transform of x, (Hf, Wb, N, C) or
+                            (L, Lb, N tH tW, C), which their backward reuses for dw; None
+                            for the other methods
     """
     x: object
     w: object
@@ -115,18 +119,21 @@ def choose_method(x_shape, w_shape, xp):
     when the input has few channels (row shifts would multiply a k-fold larger product out
     of almost no work) or when the map holds fewer positions than 4 F (the
     weights outweigh the image, and reordering them plus the padded rows cost the
-    row-shift method more than im2col's copies); row shifts otherwise; but the FFT method
-    for kernels of 5 or more on 16 or more channels in batches of 4 or more, on maps whose
-    transforms along H and W (O(H + W) per value, as matrix products) stay below the direct
-    method's k * k per channel: (H + W) 8 <= C k k, 360x480 excluded, 90x120 taken. Its
-    cost barely grows with the batch (the kernel's transform, C F frequencies' worth, is
-    most of it at small batches), so below a batch of 4 it is not paid back. Forward +
-    backward on a 2-core CPU (``bench layers``), row shifts vs im2col vs FFT, 64 -> 64,
-    7x7: batch 12, 90x120: 1098 vs 1558 vs 496 ms; 45x60: 367 vs 570 vs 129; 23x30: 135 vs
-    202 vs 34; batch 4, 90x120: 353 vs 514 vs 275; 45x60: 113 vs 135 vs 82; batch 2,
-    90x120: 192 vs 310 vs 276; batch 1, 90x120: 102 vs 132 vs 275; batch 12, 3 -> 64,
-    90x120: 132 vs 282 vs 145.
-
+    row-shift method more than im2col's copies); row shifts otherwise. For kernels of 5
+    or more on 16 channels or more, an FFT method: on whole maps in batches of 4 or more
+    whose maps are small (H W <= 400 N), where the kernel's transform (C F frequencies'
+    worth, whatever the batch) is paid back and its transforms along H and W (O(H + W) per
+    value) stay below the direct method's k * k per channel, (H + W) 8 <= C k k; on tiles
+    for maps of 1,500 positions or more otherwise (a 24 x 24 tile's transform serves every
+    tile of every image, so neither batch nor map size makes it dearer per output).
+    Forward + backward on a 2-core CPU (``bench layers``), whole-map FFT vs tiles vs row
+    shifts (and im2col where it wins), 64 -> 64, 7x7: batch 12, 90x120: 427 vs 303 vs 1040 ms; 45x60: 98 vs
+    125 vs 300; 23x30: 26 vs 43 vs 89; 12x15: 9 vs 19 vs 36; batch 4, 90x120: 287 vs 100 vs
+    347; 45x60: 52 vs 41 vs 103; 23x30: 15 vs 19 vs 29; batch 1, 90x120: 196 vs 31 vs 87;
+    45x60: 43 vs 16 vs 25; 23x30: 13 vs 11 vs 7.5, im2col 6.9; 12x15: 5.9 vs 9.7 vs 3.5,
+    im2col 2.7;
+    360x480: tiles 439 vs row shifts 1337. An input of 3 channels stays with im2col
+    (batch 12, 90x120, no dx: tiles 104 vs row shifts 100 vs im2col 60 ms).
     Winograd's F(2x2, 3x3) for 3x3 kernels on 128 channels or more and maps of at most
     2,048 positions, unless the weights outweigh the map (N H W <= F): its transforms cost
     about 4 times the input and the output in memory traffic, which 2.25 times fewer
@@ -141,8 +148,11 @@ def choose_method(x_shape, w_shape, xp):
     if xp is not np:
         return "rowshift" if C >= 16 and H * W >= 2048 else "im2col"
     F, k = w_shape[0], w_shape[2]
-    if k >= 5 and C >= 16 and N >= 4 and (H + W) * 8 <= C * k * k:
-        return "fft"
+    if k >= 5 and C >= 16:
+        if N >= 4 and H * W <= 400 * N and (H + W) * 8 <= C * k * k:
+            return "fft"
+        if H * W >= 1500:
+            return "fft-tiles"
     if k == 3 and C >= 128 and H * W <= 2048 and N * H * W > F:
         return "winograd"
     return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
@@ -167,7 +177,7 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
         raise ValueError(f"conv2d_forward: the winograd method computes 3x3 kernels only, "
                          f"got w {tuple(w.shape)}")
     kept = {}
-    out = (conv_fft.conv_forward(x, w, pad, kept) if method == "fft"
+    out = (METHODS[method].conv_forward(x, w, pad, kept) if method in _KEEPING
            else METHODS[method].conv_forward(x, w, pad))
     if b is not None:
         out += b[None, :, None, None]
@@ -195,8 +205,8 @@ def conv2d_backward(dout, cache, need_dx=True):
     if dout.shape != expected:
         raise ValueError(f"conv2d_backward: dout has shape {tuple(dout.shape)}, expected {expected}")
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    if method == "fft":  # the one method that keeps the input's transform for its backward
-        dx, dw = conv_fft.conv_backward(dout, x, w, pad, need_dx, cache.spectrum)
+    if method in _KEEPING:
+        dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx, cache.spectrum)
     else:
         dx, dw = METHODS[method].conv_backward(dout, x, w, pad, need_dx)
     return dx, dw, db

@@ -1,0 +1,155 @@
+"""Convolution by the convolution theorem on tiles (overlap-save): the FFT method for large
+kernels on maps of any size and batches of any size.
+
+Why beside ``conv_fft.py``: a whole-map transform makes the kernel's transform as large as
+the map (F C Hf Wb values, 189 MB for 64 -> 64 at 90x120) and every frequency's channel
+product a small one (N x C times C x F) that the BLAS runs on one core. Cut the output into
+T x T tiles and each tile needs only the L x L input patch around it (L = T + k - 1); one
+L x L transform then serves every tile, so the kernel's transform is small (L Lb C F values)
+and each frequency's product takes every tile of every image at once (M = N tH tW rows),
+at the matrix-product rate, even at batch 1. The price is the overlap: about L^2 / T^2
+times more frequencies per output than the whole map's.
+
+Shapes and names as in ``conv.py``; tH x tW tiles cover the output (tH = ceil(Ho / T)), x
+is zero-padded to xpad (N, C, tH T + k - 1, tW T + k - 1) with p zeros before, the m-th
+tile is (n, i, j) and its patch ``xpad[n, c, iT : iT + L, jT : jT + L]``. Lb = L // 2 + 1
+frequencies are kept along the last axis (the rest are their conjugates). With all
+transforms L x L and zero-padded, and no index ever wrapping around::
+
+    X[a, b, m, c] = DFT2(patch m of x[:, c])       K[a, b, c, f] = DFT2(w[f, c])
+    out tile m    = IDFT2(sum_c X[m, c] conj(K[c, f]))[:T, :T]             (correlation)
+    dx            = overlap-add over tiles of IDFT2(sum_f D[m, f] K[f, c])  (its adjoint)
+    dw[f, c]      = IDFT2(sum_m X[m, c] conj(D[m, f]))[:k, :k]
+
+with D the transforms of dout's T x T tiles, zero-padded to L x L. The transforms are
+matrix products with DFT matrices (``conv_fft``'s), the input's is kept for dw.
+"""
+
+import numpy as np
+
+from ..backend import xp_of
+from .batch_split import contiguous, run
+from .conv_fft import _along_height, _along_width, _back_along_width, _kernel_factor, _matrices
+
+
+def tile_size(k):
+    """T: the output tile's side for a k x k kernel, L = T + k - 1 = 24 (measured with ``bench
+    layers``: 16 and 32 were slower at SegNet-Basic's shapes); at least k - 1, so that a
+    tile's overhang reaches no further than the next tile."""
+    return max(k - 1, 24 - (k - 1))
+
+
+def _grid(Ho, Wo, T):
+    return -(-Ho // T), -(-Wo // T)
+
+
+def _spectrum(z, T, span, L):
+    """(L, Lb, N tH tW, C): the L x L transforms of z's (N, C, Hz, Wz) patches of span x span
+    values at a stride of T (zero-padded to L), frequency-major for the channel products."""
+    xp = xp_of(z)
+    N, C, Hz, Wz = z.shape
+    tH, tW = (Hz - span) // T + 1, (Wz - span) // T + 1
+    strided = xp.lib.stride_tricks.as_strided
+    sN, sC, sH, sW = z.strides
+    # along the width: each row's patches (overlapping when span > T), one product
+    rows = contiguous(strided(z, (N, C, Hz, tW, span), (sN, sC, sH, sW * T, sW)))
+    real = xp.asarray(_along_width(span, L, np.dtype(z.dtype).name))
+    complex_dtype = xp.result_type(z.dtype, np.complex64)
+    half = (rows.reshape(-1, span) @ real).view(complex_dtype)  # (N C Hz tW, Lb)
+    half = half.reshape(N, C, Hz, tW, -1)
+    # along the height: the patches' rows first, the tiles and channels last
+    hN, hC, hH, hW, hB = half.strides
+    patches = contiguous(strided(half, (span, half.shape[-1], N, tH, tW, C),
+                                 (hH, hB, hN, hH * T, hW, hC)))
+    down = xp.asarray(_along_height(span, L, np.dtype(complex_dtype).name, False))
+    return (down @ patches.reshape(span, -1)).reshape(L, -1, N * tH * tW, C)
+
+
+def _tiles(spectrum, N, tH, tW, rows, cols, dtype):
+    """(N, ·, tH, rows, tW, cols): the first rows x cols values of each tile's inverse
+    transform, from a spectrum (L, Lb, N tH tW, ·)."""
+    xp = xp_of(spectrum)
+    L, Lb, _, C = spectrum.shape
+    up = xp.asarray(_along_height(rows, L, np.dtype(spectrum.dtype).name, True))
+    half = (up @ spectrum.reshape(L, -1)).reshape(rows, Lb, N, tH, tW, C)
+    half = contiguous(half.transpose(2, 5, 3, 0, 4, 1))  # (N, C, tH, rows, tW, Lb)
+    real = xp.asarray(_back_along_width(cols, L, 1.0 / (L * L), np.dtype(dtype).name))
+    out = half.view(dtype).reshape(-1, 2 * Lb) @ real
+    return out.reshape(N, C, tH, rows, tW, cols)
+
+
+def _products(left, right):
+    """left (L, Lb, M, ·) @ right (L, Lb, ·, ·), frequency by frequency, the frequencies
+    cut among the threads."""
+    xp = xp_of(left, right)
+    out = xp.empty(left.shape[:3] + right.shape[3:], dtype=left.dtype)
+    run(lambda s: xp.matmul(left[s], right[s], out=out[s]), out)
+    return out
+
+
+def conv_forward(x, w, pad, keep=None):
+    """out (N, F, Ho, Wo) of x (N, C, H, W) and w (F, C, k, k). ``keep``, a dict, receives
+    the input's spectrum for :func:`conv_backward`."""
+    xp = xp_of(x, w)
+    N, C, H, W = x.shape
+    F, _, k, _ = w.shape
+    T = tile_size(k)
+    L = T + k - 1
+    Ho, Wo = H + 2 * pad - k + 1, W + 2 * pad - k + 1
+    tH, tW = _grid(Ho, Wo, T)
+    xpad = xp.zeros((N, C, tH * T + k - 1, tW * T + k - 1), dtype=x.dtype)
+    xpad[:, :, pad:pad + H, pad:pad + W] = x
+    X = _spectrum(xpad, T, L, L)
+    if keep is not None:
+        keep["spectrum"] = X
+    dh, right = _kernel_factor(w, L, L, 0, +1, True)  # conj(K), (L, Lb, C, F)
+    Y = _products(X, (dh @ right).reshape(L, -1, C, F))
+    out = _tiles(Y, N, tH, tW, T, T, x.dtype).reshape(N, F, tH * T, tW * T)
+    return out if (tH * T, tW * T) == (Ho, Wo) else contiguous(out[:, :, :Ho, :Wo])
+
+
+def conv_backward(dout, x, w, pad, need_dx, spectrum=None):
+    """(dx or None, dw) for ``out = conv_forward(x, w, pad)`` and dout (N, F, Ho, Wo);
+    ``spectrum`` is the input's, kept by the forward pass (computed again when None)."""
+    xp = xp_of(dout, x, w)
+    N, C, H, W = x.shape
+    F, _, k, _ = w.shape
+    T = tile_size(k)
+    L = T + k - 1
+    Ho, Wo = dout.shape[2:]
+    tH, tW = _grid(Ho, Wo, T)
+    if spectrum is None:
+        xpad = xp.zeros((N, C, tH * T + k - 1, tW * T + k - 1), dtype=x.dtype)
+        xpad[:, :, pad:pad + H, pad:pad + W] = x
+        spectrum = _spectrum(xpad, T, L, L)
+    if (tH * T, tW * T) != (Ho, Wo):
+        padded = xp.zeros((N, F, tH * T, tW * T), dtype=dout.dtype)
+        padded[:, :, :Ho, :Wo] = dout
+        dout = padded
+    D = _spectrum(dout, T, T, L)  # (L, Lb, M, F)
+    # dw: the k x k values of each (c, f)'s inverse transform, by inverse DFT matrices
+    G = _products(spectrum.transpose(0, 1, 3, 2), D.conj())  # (L, Lb, C, F)
+    ih, iw = _matrices(xp, L, L, k, 0, G.dtype, inverse=True)  # (L, k), (Lb, k)
+    over_b = xp.ascontiguousarray(iw.T) @ G.reshape(L, -1, C * F)  # (L, k v, C F)
+    dw = (ih.T @ over_b.reshape(L, -1)).real.reshape(k, k, C, F) / (L * L)
+    dw = dw.transpose(3, 2, 0, 1).astype(w.dtype)
+    if not need_dx:
+        return None, dw
+    dh, right = _kernel_factor(w, L, L, 0, -1, False)  # K, (L, Lb, F, C)
+    tiles = _tiles(_products(D, (dh @ right).reshape(L, -1, F, C)), N, tH, tW, L, L, x.dtype)
+    return contiguous(_overlap_add(tiles, T, k)[:, :, pad:pad + H, pad:pad + W]), dw
+
+
+def _overlap_add(tiles, T, k):
+    """(N, C, (tH + 1) T, (tW + 1) T): tiles (N, C, tH, L, tW, L) added at a stride of T, each
+    tile's last k - 1 rows and columns onto the next tile's first."""
+    xp = xp_of(tiles)
+    N, C, tH, L, tW, _ = tiles.shape
+    wide = xp.zeros((N, C, tH, L, tW + 1, T), dtype=tiles.dtype)
+    wide[:, :, :, :, :tW] = tiles[..., :T]
+    wide[:, :, :, :, 1:, :k - 1] += tiles[..., T:]
+    wide = wide.reshape(N, C, tH, L, (tW + 1) * T)
+    out = xp.zeros((N, C, tH + 1, T, (tW + 1) * T), dtype=tiles.dtype)
+    out[:, :, :tH] = wide[:, :, :, :T]
+    out[:, :, 1:, :k - 1] += wide[:, :, :, T:]
+    return out.reshape(N, C, (tH + 1) * T, (tW + 1) * T)
