@@ -1,5 +1,6 @@
 """The batch cut among threads: every part runs once, errors come back, and no layer's value
-changes with the number of threads (the cut is per sample, so bit for bit)."""
+changes with the number of threads (the cut is per sample, or per filter or frequency where
+a convolution cuts, never inside a sum: so bit for bit)."""
 
 import os
 import threading
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinysegnet import functional as F
-from tinysegnet.functional import batch_split, conv_fft
+from tinysegnet.functional import batch_split
 from tinysegnet.functional.activation import relu_inplace
 
 
@@ -118,11 +119,14 @@ def _layers(rng, dtype):
         dx, dg, db = F.batchnorm2d_backward(d, cache)
         results.update({f"bn{training}": out, f"bn_dx{training}": dx, f"bn_dg{training}": dg,
                         f"mean{training}": mean, f"var{training}": var})
-    w = rng.standard_normal((4, 3, 5, 5)).astype(dtype)
-    keep = {}
-    out = conv_fft.conv_forward(x, w, 2, keep)
-    dx, dw = conv_fft.conv_backward(out, x, w, 2, True, keep["spectrum"])
-    results.update(fft=out, fft_dx=dx, fft_dw=dw)
+    for k in (1, 3, 5):
+        w = rng.standard_normal((4, 3, k, k)).astype(dtype)
+        for method in F.conv.METHODS:
+            if method == "winograd" and k != 3:
+                continue
+            out, cache = F.conv2d_forward(x, w, method=method)
+            dx, dw, _ = F.conv2d_backward(out, cache)
+            results.update({f"{method}{k}": out, f"{method}{k}_dx": dx, f"{method}{k}_dw": dw})
     return results
 
 

@@ -95,7 +95,8 @@ def run(part, x):
 
 def contiguous(a):
     """A C-contiguous copy of the view ``a`` (a transposed one, say), its first axis cut among
-    the threads: NumPy's own copy runs on one core (``ascontiguousarray`` on CuPy)."""
+    the threads: NumPy's own copy runs on one core (``ascontiguousarray`` on CuPy); ``a``
+    itself when it is contiguous already."""
     if not isinstance(a, np.ndarray):
         return xp_of(a).ascontiguousarray(a)
     if a.flags.c_contiguous:
