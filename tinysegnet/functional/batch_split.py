@@ -63,12 +63,13 @@ def threads():
 
 def parts(x):
     """The slices of x's first axis that :func:`run` calls its part with: one per thread, each
-    of at least ``MIN_VALUES`` values; on CuPy, for 0-d arrays and for small ones, ``...``
-    (every value) alone."""
-    n = x.shape[0] if x.ndim else 1
-    count = min(n, _threads, x.size // MIN_VALUES) if isinstance(x, np.ndarray) else 1
-    if count <= 1:
+    of at least ``MIN_VALUES`` values; a single slice of all on CuPy and for small arrays
+    (``...`` for a 0-d one)."""
+    if x.ndim == 0:
         return [...]
+    n = x.shape[0]
+    count = min(n, _threads, x.size // MIN_VALUES) if isinstance(x, np.ndarray) else 1
+    count = max(count, 1)
     bounds = [n * i // count for i in range(count + 1)]
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 

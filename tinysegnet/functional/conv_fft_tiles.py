@@ -90,16 +90,13 @@ def _products(left, right):
 def conv_forward(x, w, pad, keep=None):
     """out (N, F, Ho, Wo) of x (N, C, H, W) and w (F, C, k, k). ``keep``, a dict, receives
     the input's spectrum for :func:`conv_backward`."""
-    xp = xp_of(x, w)
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
     T = tile_size(k)
     L = T + k - 1
     Ho, Wo = H + 2 * pad - k + 1, W + 2 * pad - k + 1
     tH, tW = _grid(Ho, Wo, T)
-    xpad = xp.zeros((N, C, tH * T + k - 1, tW * T + k - 1), dtype=x.dtype)
-    xpad[:, :, pad:pad + H, pad:pad + W] = x
-    X = _spectrum(xpad, T, L, L)
+    X = _spectrum(_zero_padded(x, pad, tH * T + k - 1, tW * T + k - 1), T, L, L)
     if keep is not None:
         keep["spectrum"] = X
     dh, right = _kernel_factor(w, L, L, 0, +1, True)  # conj(K), (L, Lb, C, F)
@@ -119,13 +116,9 @@ def conv_backward(dout, x, w, pad, need_dx, spectrum=None):
     Ho, Wo = dout.shape[2:]
     tH, tW = _grid(Ho, Wo, T)
     if spectrum is None:
-        xpad = xp.zeros((N, C, tH * T + k - 1, tW * T + k - 1), dtype=x.dtype)
-        xpad[:, :, pad:pad + H, pad:pad + W] = x
-        spectrum = _spectrum(xpad, T, L, L)
+        spectrum = _spectrum(_zero_padded(x, pad, tH * T + k - 1, tW * T + k - 1), T, L, L)
     if (tH * T, tW * T) != (Ho, Wo):
-        padded = xp.zeros((N, F, tH * T, tW * T), dtype=dout.dtype)
-        padded[:, :, :Ho, :Wo] = dout
-        dout = padded
+        dout = _zero_padded(dout, 0, tH * T, tW * T)
     D = _spectrum(dout, T, T, L)  # (L, Lb, M, F)
     # dw: the k x k values of each (c, f)'s inverse transform, by inverse DFT matrices
     G = _products(spectrum.transpose(0, 1, 3, 2), D.conj())  # (L, Lb, C, F)
@@ -142,14 +135,35 @@ def conv_backward(dout, x, w, pad, need_dx, spectrum=None):
 
 def _overlap_add(tiles, T, k):
     """(N, C, (tH + 1) T, (tW + 1) T): tiles (N, C, tH, L, tW, L) added at a stride of T, each
-    tile's last k - 1 rows and columns onto the next tile's first."""
+    tile's last k - 1 rows and columns onto the next tile's first; images cut among threads."""
     xp = xp_of(tiles)
     N, C, tH, L, tW, _ = tiles.shape
-    wide = xp.zeros((N, C, tH, L, tW + 1, T), dtype=tiles.dtype)
-    wide[:, :, :, :, :tW] = tiles[..., :T]
-    wide[:, :, :, :, 1:, :k - 1] += tiles[..., T:]
-    wide = wide.reshape(N, C, tH, L, (tW + 1) * T)
-    out = xp.zeros((N, C, tH + 1, T, (tW + 1) * T), dtype=tiles.dtype)
-    out[:, :, :tH] = wide[:, :, :, :T]
-    out[:, :, 1:, :k - 1] += wide[:, :, :, T:]
+    wide = xp.empty((N, C, tH, L, tW + 1, T), dtype=tiles.dtype)
+    out = xp.empty((N, C, tH + 1, T, (tW + 1) * T), dtype=tiles.dtype)
+
+    def part(s):
+        across = wide[s]
+        across[..., :tW, :] = tiles[s, ..., :T]
+        across[..., tW, :] = 0
+        across[..., 1:, :k - 1] += tiles[s, ..., T:]
+        across = across.reshape(across.shape[:4] + ((tW + 1) * T,))
+        down = out[s]
+        down[:, :, :tH] = across[:, :, :, :T]
+        down[:, :, tH] = 0
+        down[:, :, 1:, :k - 1] += across[:, :, :, T:]
+    run(part, tiles)
     return out.reshape(N, C, (tH + 1) * T, (tW + 1) * T)
+
+
+def _zero_padded(x, pad, rows, cols):
+    """x (N, C, H, W) with ``pad`` zeros before and zeros after up to rows x cols; images cut
+    among threads."""
+    xp = xp_of(x)
+    N, C, H, W = x.shape
+    out = xp.empty((N, C, rows, cols), dtype=x.dtype)
+
+    def part(s):
+        out[s] = 0
+        out[s, :, pad:pad + H, pad:pad + W] = x[s]
+    run(part, out)
+    return out
