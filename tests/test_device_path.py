@@ -84,9 +84,9 @@ def test_segnet_basic_float32_step_agrees(device_xp):
 
 @pytest.mark.slow
 def test_launch_budget_of_segnet_basic(stand_in):
-    """A training step at batch 12, 90x120 (the CamVid protocol): at most 1,000 array
-    operations (each a kernel launch or more on a GPU) and one host sync, the loss read
-    once; an inference forward at most 300 operations."""
+    """A training step at batch 12, 90x120 (the CamVid protocol): at most 500 array
+    operations (each a kernel launch or more on a GPU; 485 with the fused kernels, 933
+    without) and one host sync, the loss read once; an inference forward at most 180 (177)."""
     model = build("segnet-basic").to("gpu")
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     x, y, w = (backend.to_device(a, "gpu") for a in _batch(np.random.default_rng(0), 12, 90, 120, np.float32))
@@ -95,8 +95,8 @@ def test_launch_budget_of_segnet_basic(stand_in):
             engine.train_step(model.train(), opt, x, y, w)
     with strict_cupy.counting() as inference:
         model.eval().forward(x)
-    assert step.ops <= 1000 and step.syncs == 1, (step.ops, step.syncs)
-    assert inference.ops <= 300 and inference.syncs == 0, (inference.ops, inference.syncs)
+    assert step.ops <= 500 and step.syncs == 1, (step.ops, step.syncs)
+    assert inference.ops <= 180 and inference.syncs == 0, (inference.ops, inference.syncs)
 
 
 def _train(tiny_set, out, *extra):

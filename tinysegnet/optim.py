@@ -5,9 +5,23 @@ For each parameter p with gradient g, velocity v (starting at 0)::
     g <- g + weight_decay * p
     v <- momentum * v + g
     p <- p - lr * v
+
+On the GPU the three lines are one fused kernel per parameter (``functional.fused``), the
+parameter and its velocity new arrays; on the CPU they are updates in place. The same
+arithmetic in the same order, so the two agree to the last bit in float64.
 """
 
-from .backend import to_device, device_of
+import numpy as np
+
+from .backend import device_of, to_device, xp_of
+from .functional.fused import kernel
+
+
+@kernel
+def _momentum_step(xp, p, g, v, lr, momentum, weight_decay):
+    """(v', p'): one step of the rule above for one parameter."""
+    v = v * momentum + (g + weight_decay * p)
+    return v, p - lr * v
 
 
 class SGD:
@@ -22,6 +36,13 @@ class SGD:
     def step(self):
         for i, p in enumerate(self.parameters):
             if p.grad is None:
+                continue
+            xp = xp_of(p.data, p.grad)
+            if xp is not np and self.momentum:
+                v = self.velocity[i]
+                v = xp.zeros_like(p.data) if v is None else v  # momentum * 0 + g is g exactly
+                self.velocity[i], p.data = _momentum_step(p.data, p.grad, v, self.lr, self.momentum,
+                                                          self.weight_decay)
                 continue
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if self.momentum:

@@ -20,9 +20,12 @@ running average). Inference mode uses the running statistics instead of mu and v
 
 from typing import NamedTuple
 
+import numpy as np
+
 from ..backend import xp_of
 from ._checks import require_float, require_ndim
 from .batch_split import run
+from .fused import kernel
 
 
 class BatchNormCache(NamedTuple):
@@ -64,31 +67,36 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
             raise ValueError(f"batchnorm2d_forward: training needs more than one value per "
                              f"channel, got x {tuple(x.shape)}")
         mean = x.mean(axis=(0, 2, 3))
-        squares = xp.empty_like(x)
+        if xp is np:
+            squares = xp.empty_like(x)
 
-        def centred_squares(s):
-            xp.subtract(x[s], _per_channel(mean), out=squares[s])
-            squares[s] *= squares[s]
-        run(centred_squares, x)
+            def centred_squares(s):
+                xp.subtract(x[s], _per_channel(mean), out=squares[s])
+                squares[s] *= squares[s]
+            run(centred_squares, x)
+        else:
+            squares = _centred_squares(x, _per_channel(mean))
         var = squares.mean(axis=(0, 2, 3))
-        running_mean *= 1 - momentum
-        running_mean += momentum * mean
-        running_var *= 1 - momentum
-        running_var += (momentum * m / (m - 1)) * var
+        inv_std, scale, shift, new_mean, new_var = _statistics(
+            mean, var, gamma, beta, running_mean, running_var, momentum, momentum * m / (m - 1), eps)
+        running_mean[...] = new_mean
+        running_var[...] = new_var
     else:
         mean = running_mean.astype(x.dtype, copy=False)
-        var = running_var.astype(x.dtype, copy=False)
-    inv_std = 1 / xp.sqrt(var + eps)
+        inv_std, scale, shift = _normalisation(mean, running_var.astype(x.dtype, copy=False),
+                                               gamma, beta, eps)
     # out = gamma * (x - mean) * inv_std + beta, folded into one scale and one shift per
     # channel: two passes over x instead of four, and one output array instead of four.
-    scale = gamma * inv_std
-    scale, shift = _per_channel(scale), _per_channel(beta - mean * scale)
-    out = xp.empty_like(x)
+    scale, shift = _per_channel(scale), _per_channel(shift)
+    if xp is np:
+        out = xp.empty_like(x)
 
-    def normalise(s):
-        xp.multiply(x[s], scale, out=out[s])
-        out[s] += shift
-    run(normalise, x)
+        def normalise(s):
+            xp.multiply(x[s], scale, out=out[s])
+            out[s] += shift
+        run(normalise, x)
+    else:
+        out = _affine(x, scale, shift)
     return out, BatchNormCache(x, mean, inv_std, gamma, training)
 
 
@@ -107,24 +115,33 @@ def batchnorm2d_backward(dout, cache):
     """
     x, mean, inv_std, gamma, training = cache
     xp = xp_of(dout, x)
-    xhat, products = xp.empty_like(x), xp.empty_like(x)
+    m = dout.size // dout.shape[1]
+    centre, spread = _per_channel(mean), _per_channel(inv_std)
+    if xp is np:
+        xhat, products = xp.empty_like(x), xp.empty_like(x)
 
-    def normalised(s):
-        xp.subtract(x[s], _per_channel(mean), out=xhat[s])
-        xhat[s] *= _per_channel(inv_std)
-        xp.multiply(dout[s], xhat[s], out=products[s])
-    run(normalised, x)
+        def normalised(s):
+            xp.subtract(x[s], centre, out=xhat[s])
+            xhat[s] *= spread
+            xp.multiply(dout[s], xhat[s], out=products[s])
+        run(normalised, x)
+    else:
+        products = _normalised_product(dout, x, centre, spread)
     dbeta = dout.sum(axis=(0, 2, 3))
     dgamma = products.sum(axis=(0, 2, 3))
     scale = _per_channel(gamma * inv_std)
-    dx = products  # its values are summed: the array takes dx's
     if not training:
+        if xp is not np:
+            return dout * scale, dgamma, dbeta
+        dx = products  # its values are summed: the array takes dx's
         run(lambda s: xp.multiply(dout[s], scale, out=dx[s]), x)
         return dx, dgamma, dbeta
     # With g = dout * gamma: sum(g) = gamma * dbeta and sum(g * xhat) = gamma * dgamma, so
     # dx = gamma * inv_std * (dout - dbeta / m - xhat * dgamma / m), built in dx and xhat.
-    m = dout.size // dout.shape[1]
     mean_dout, mean_slope = _per_channel(dbeta / m), _per_channel(dgamma / m)
+    if xp is not np:
+        return _input_gradient(dout, x, centre, spread, mean_dout, mean_slope, scale), dgamma, dbeta
+    dx = products
 
     def gradient(s):
         xp.subtract(dout[s], mean_dout, out=dx[s])
@@ -133,6 +150,48 @@ def batchnorm2d_backward(dout, cache):
         dx[s] *= scale
     run(gradient, x)
     return dx, dgamma, dbeta
+
+
+# The GPU's kernels (``fused``): each one launch, and on NumPy the same arithmetic in the same
+# order as the CPU's passes above, so the two paths agree to the last bit in float64.
+
+@kernel
+def _centred_squares(xp, x, mean):
+    centred = x - mean
+    return centred * centred
+
+
+@kernel
+def _statistics(xp, mean, var, gamma, beta, running_mean, running_var, momentum, var_weight, eps):
+    """Per channel: (inv_std, scale, shift, running_mean', running_var'); var_weight is
+    momentum * m / (m - 1)."""
+    inv_std = 1 / xp.sqrt(var + eps)
+    scale = gamma * inv_std
+    return (inv_std, scale, beta - mean * scale, running_mean * (1 - momentum) + momentum * mean,
+            running_var * (1 - momentum) + var_weight * var)
+
+
+@kernel
+def _normalisation(xp, mean, var, gamma, beta, eps):
+    """Per channel: (inv_std, scale, shift) from given statistics."""
+    inv_std = 1 / xp.sqrt(var + eps)
+    scale = gamma * inv_std
+    return inv_std, scale, beta - mean * scale
+
+
+@kernel
+def _affine(xp, x, scale, shift):
+    return x * scale + shift
+
+
+@kernel
+def _normalised_product(xp, dout, x, mean, inv_std):
+    return dout * ((x - mean) * inv_std)
+
+
+@kernel
+def _input_gradient(xp, dout, x, mean, inv_std, mean_dout, mean_slope, scale):
+    return ((dout - mean_dout) - ((x - mean) * inv_std) * mean_slope) * scale
 
 
 def batchnorm2d_fold(w, b, gamma, beta, running_mean, running_var, eps=1e-5):

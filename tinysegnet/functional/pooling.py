@@ -22,9 +22,14 @@ backward pass of max pooling *is* an unpooling of dout, and the backward pass of
 unpooling is a gather at the same positions.
 """
 
+import functools
+
+import numpy as np
+
 from ..backend import xp_of
 from ._checks import require_float, require_ndim
 from .batch_split import run
+from .fused import kernel
 
 # (row, column) offset inside the 2x2 window for each stored index.
 _OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
@@ -52,6 +57,8 @@ def maxpool2x2_forward(x):
         padded = xp.full((N, C, 2 * Ho, 2 * Wo), -xp.inf, dtype=x.dtype)
         padded[:, :, :H, :W] = x
         x = padded
+    if xp is not np:
+        return _pooled_windows(*(x[:, :, di::2, dj::2] for di, dj in _OFFSETS))
     out = xp.empty((N, C, Ho, Wo), dtype=x.dtype)
     indices = xp.empty((N, C, Ho, Wo), dtype=xp.uint8)
     run(lambda s: _pool_part(xp, x[s], out[s], indices[s]), x)
@@ -74,6 +81,37 @@ def _pool_part(xp, x, out, indices):
     column = is_right[:, :, :, 0] ^ (lower & (is_right[:, :, :, 0] ^ is_right[:, :, :, 1]))
     xp.left_shift(lower.view(xp.uint8), 1, out=indices)
     indices |= column.view(xp.uint8)
+
+
+# The GPU's kernels (``fused``): each one launch where the CPU's passes above take several.
+
+@kernel
+def _pooled_windows(xp, a, b, c, d):
+    """(max, index) of the windows whose four positions (0, 1, 2, 3) are a, b, c, d: the bits
+    of :func:`_pool_part`, in one kernel."""
+    top, bottom = xp.maximum(a, b), xp.maximum(c, d)
+    lower = bottom > top
+    column = (b > a) ^ (lower & ((b > a) ^ (d > c)))
+    return xp.maximum(top, bottom), lower * np.uint8(2) + column
+
+
+@kernel
+def _placed(xp, x, indices, position):
+    """x where its index is ``position``, else 0: broadcast over the window's positions, the
+    whole unpooled map in one kernel."""
+    return x * (indices == position)
+
+
+@kernel
+def _gathered(xp, at0, at1, at2, at3, indices):
+    """The value at each index's position, of the four (atK for index K): unpooling's backward."""
+    return at0 * (indices == 0) + at1 * (indices == 1) + at2 * (indices == 2) + at3 * (indices == 3)
+
+
+@functools.lru_cache(maxsize=4)
+def _positions(xp):
+    """(1, 1, 1, 2, 1, 2) uint8: each position's index in the window, on xp's device, once."""
+    return xp.asarray(np.arange(4, dtype=np.uint8).reshape(1, 1, 1, 2, 1, 2))
 
 
 def maxpool2x2_backward(dout, indices, input_shape):
@@ -110,12 +148,16 @@ def unpool2x2_forward(x, indices, output_shape):
     H, W = _check_unpool_args("unpool2x2_forward", x, indices, output_shape)
     xp = xp_of(x, indices)
     N, C, Ho, Wo = x.shape
-    out = xp.empty((N, C, Ho, 2, Wo, 2), dtype=x.dtype)  # (.., i, di, j, dj): the windows
+    if xp is np:
+        out = xp.empty((N, C, Ho, 2, Wo, 2), dtype=x.dtype)  # (.., i, di, j, dj): the windows
 
-    def part(s):
-        for k, (di, dj) in enumerate(_OFFSETS):
-            xp.multiply(x[s], indices[s] == k, out=out[s, :, :, di, :, dj])
-    run(part, out)
+        def part(s):
+            for k, (di, dj) in enumerate(_OFFSETS):
+                xp.multiply(x[s], indices[s] == k, out=out[s, :, :, di, :, dj])
+        run(part, out)
+    else:
+        window = (slice(None),) * 3 + (None, slice(None), None)
+        out = _placed(x[window], indices[window], _positions(xp))
     out = out.reshape(N, C, 2 * Ho, 2 * Wo)
     return out[:, :, :H, :W] if (H, W) != (2 * Ho, 2 * Wo) else out
 
@@ -137,6 +179,8 @@ def unpool2x2_backward(dout, indices):
         padded[:, :, :H, :W] = dout
         dout = padded
     windows = dout.reshape(N, C, Ho, 2, Wo, 2)
+    if xp is not np:
+        return _gathered(*(windows[:, :, :, di, :, dj] for di, dj in _OFFSETS), indices)
     dx = xp.empty((N, C, Ho, Wo), dtype=dout.dtype)
 
     def part(s):

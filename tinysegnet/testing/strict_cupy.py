@@ -22,6 +22,11 @@ GPU shows here:
   ``.get()``, ``asnumpy``, ``repr`` and ``cuda.Device().synchronize()``.
   ``counts.transfers`` counts host-to-device copies.
 
+* **Fused kernels.** ``fuse`` plays ``cupy.fuse``: the function runs on the stand-in's
+  arrays and counts one launch, and anything inside it that CuPy could not fuse into one
+  elementwise kernel (a method such as ``reshape`` or ``sum``, a non-elementwise function,
+  an in-place update, a host synchronisation) raises.
+
 Use it through :func:`tinysegnet.backend.using_gpu_module`, which routes the "gpu"
 device here::
 
@@ -65,6 +70,42 @@ def counting():
         result.ops = counts.ops - start.ops
         result.syncs = counts.syncs - start.syncs
         result.transfers = counts.transfers - start.transfers
+
+
+_fusing = None  # the name of the fused kernel being traced, or None
+
+
+def _not_fusable(what):
+    if _fusing is not None:
+        raise NotImplementedError(f"strict CuPy stand-in: {what} inside cupy.fuse (kernel "
+                                  f"{_fusing!r}): only elementwise operations fuse into one kernel")
+
+
+def fuse(*args, kernel_name=None):
+    """``cupy.fuse``: ``@fuse()`` or ``@fuse(kernel_name=...)``; the fused function counts one launch."""
+    def decorate(fn):
+        name = kernel_name or fn.__name__
+
+        def fused(*arrays):
+            global _fusing
+            if _fusing is not None:
+                raise NotImplementedError(f"strict CuPy stand-in: cupy.fuse kernel {name!r} called "
+                                          f"inside kernel {_fusing!r}")
+            for a in arrays:
+                if isinstance(a, np.ndarray):
+                    _refuse_host(a, f"cupy.fuse kernel {name!r}")
+            before, _fusing = counts.ops, name
+            try:
+                result = fn(*arrays)
+            finally:
+                _fusing = None
+            counts.ops = before + 1
+            return result
+        fused.__name__ = name
+        return fused
+    if len(args) == 1 and callable(args[0]):
+        return decorate(args[0])
+    return decorate
 
 
 def _refuse_host(value, where):
@@ -153,6 +194,7 @@ class ndarray:
 
     # -- host synchronisations -----------------------------------------------------------
     def _sync(self):
+        _not_fusable("a host synchronisation")
         counts.syncs += 1
         return self._a
 
@@ -187,16 +229,19 @@ class ndarray:
 
     # -- indexing ------------------------------------------------------------------------
     def __getitem__(self, key):
+        _not_fusable("indexing")
         result = self._a[_unwrap(key, "indexing")]
         if _new_data(result, [self._a]):
             counts.ops += 1
         return _wrap(result)
 
     def __setitem__(self, key, value):
+        _not_fusable("an assignment into an array")
         counts.ops += 1
         self._a[_unwrap(key, "indexing")] = _operand(value, "assignment")
 
     def fill(self, value):
+        _not_fusable("ndarray.fill")
         counts.ops += 1
         self._a.fill(_operand(value, "fill"))
 
@@ -245,6 +290,7 @@ def _foreign(value):
 
 def _inplace(name):
     def method(self, other):
+        _not_fusable(f"an in-place '{name}'")
         getattr(operator, name)(self._a, _operand(other, f"'{name}'"))
         counts.ops += 1
         return self
@@ -261,6 +307,7 @@ def _unary(name):
 def _method(name):
     def method(self, *args, **kwargs):
         where = f"ndarray.{name}"
+        _not_fusable(where)
         args, kwargs = _unwrap(args, where), _unwrap(kwargs, where)
         result = getattr(self._a, name)(*args, **kwargs)
         if _new_data(result, [self._a]) or "out" in kwargs:
@@ -292,6 +339,9 @@ for _name in ("all", "any", "argmax", "argmin", "astype", "clip", "conj", "copy"
 def _function(name, numpy_function, accepts_host=False):
     def function(*args, **kwargs):
         where = f"cupy.{name}"
+        elementwise = isinstance(numpy_function, np.ufunc) and numpy_function.signature is None
+        if not elementwise or "out" in kwargs:  # matmul is a ufunc too, of whole matrices
+            _not_fusable(where)
         if accepts_host:  # asarray / array: a host array is a transfer to the device
             if any(isinstance(a, np.ndarray) for a in _flatten(args)):
                 counts.transfers += 1
@@ -355,7 +405,7 @@ lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_s
 _HOST_INPUT = {"asarray", "array", "asanyarray"}
 _ALLOCATIONS = {"empty", "empty_like"}  # memory from the pool, no kernel
 _SPECIAL = {"ndarray": ndarray, "asnumpy": asnumpy, "get_array_module": get_array_module,
-            "cuda": cuda, "lib": lib, "random": random}
+            "cuda": cuda, "lib": lib, "random": random, "fuse": fuse}
 
 
 def __getattr__(name):
