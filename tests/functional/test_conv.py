@@ -8,7 +8,7 @@ from tinysegnet.testing import strict_cupy
 from conftest import rel_close
 
 
-METHODS = list(F.conv.METHODS)  # rowshift, im2col, fft, fft-tiles, winograd
+METHODS = list(F.conv.METHODS)  # rowshift, im2col, fft, fft-tiles, winograd, winograd4
 
 
 def cases(methods, *kernel_cases):
@@ -18,7 +18,7 @@ def cases(methods, *kernel_cases):
     for method in methods:
         for case in kernel_cases:
             case = case if isinstance(case, tuple) else (case,)
-            if method != "winograd" or case[0] == 3:
+            if method not in F.conv.THREE_BY_THREE or case[0] == 3:
                 pairs.append((method,) + case)
     return pairs
 
@@ -105,7 +105,7 @@ def test_alternating_shapes_through_reused_scratch(xp, rng):
     must still see zero borders (a stale border would change these results)."""
     for method, k, pad, shape in cases(METHODS, (7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)),
                                        (3, 1, (2, 4, 11, 5)), (3, 2, (1, 3, 7, 6)), (3, 0, (2, 2, 9, 9))):
-        big_k = 3 if method == "winograd" else 7
+        big_k = 3 if method in F.conv.THREE_BY_THREE else 7
         big = xp.asarray(rng.standard_normal((3, 5, 20, 22))), xp.asarray(rng.standard_normal((6, 5, big_k, big_k)))
         F.conv2d_backward(*F.conv2d_forward(*big, method=method))
         x = xp.asarray(rng.standard_normal(shape))
@@ -133,14 +133,15 @@ def test_im2col_in_chunks_of_images(rng, monkeypatch):
             rel_close(a, b, 1e-12)
 
 
-def test_winograd_in_chunks_of_images(rng, monkeypatch):
+@pytest.mark.parametrize("method,positions,tiles", [("winograd", 16, 4 * 3), ("winograd4", 36, 2 * 2)])
+def test_winograd_in_chunks_of_images(rng, monkeypatch, method, positions, tiles):
     """Batches whose transforms exceed the limit go through in several chunks, dw summed over them."""
     from tinysegnet.functional import conv_winograd
     x, w = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
     ref, ref_cache = F.conv2d_forward_reference(x, w)
     dout = rng.standard_normal(ref.shape)
-    monkeypatch.setitem(conv_winograd.TRANSFORM_LIMIT, "cpu", 2 * 16 * 3 * 4 * 3)  # two images a chunk
-    out, cache = F.conv2d_forward(x, w, method="winograd")
+    monkeypatch.setitem(conv_winograd.TRANSFORM_LIMIT, "cpu", 2 * positions * 3 * tiles)  # two images a chunk
+    out, cache = F.conv2d_forward(x, w, method=method)
     rel_close(out, ref, 1e-12)
     for a, b in zip(F.conv2d_backward(dout, cache), F.conv2d_backward_reference(dout, ref_cache)):
         if b is not None:
@@ -157,9 +158,11 @@ def test_choose_method():
     assert F.conv.choose_method((1, 64, 360, 480), (64, 64, 7, 7), np) == "fft-tiles"
     assert F.conv.choose_method((1, 64, 23, 30), (64, 64, 7, 7), np) == "rowshift"  # too small for either
     assert F.conv.choose_method((2, 64, 12, 15), (64, 64, 7, 7), np) == "rowshift"
-    assert F.conv.choose_method((12, 256, 23, 30), (256, 256, 3, 3), np) == "winograd"  # SegNet's 3x3
-    assert F.conv.choose_method((12, 128, 45, 60), (128, 128, 3, 3), np) == "rowshift"  # maps too large
-    assert F.conv.choose_method((12, 512, 6, 8), (512, 512, 3, 3), np) == "winograd"
+    assert F.conv.choose_method((12, 256, 23, 30), (256, 256, 3, 3), np) == "winograd4"  # SegNet's 3x3
+    assert F.conv.choose_method((12, 128, 45, 60), (128, 128, 3, 3), np) == "winograd4"
+    assert F.conv.choose_method((1, 128, 90, 120), (128, 128, 3, 3), np) == "winograd4"
+    assert F.conv.choose_method((12, 512, 6, 8), (512, 512, 3, 3), np) == "winograd"  # 4x4 tiles too big
+    assert F.conv.choose_method((1, 512, 23, 30), (512, 512, 3, 3), np) == "winograd"  # weights dominate
     assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 3, 3), np) == "rowshift"  # transforms outweigh
     assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate
 
@@ -172,7 +175,7 @@ def test_choose_method_on_a_device():
 
 
 def test_unknown_method_refused():
-    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft, fft-tiles, winograd"):
+    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft, fft-tiles, winograd, winograd4"):
         F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="direct")
 
 
@@ -227,21 +230,22 @@ def test_using_method_restores_the_choice_however_the_block_ends():
     assert F.conv.forced_method is None
 
 
-def test_the_winograd_method_in_a_whole_segnet_step_matches_im2col(rng):
+@pytest.mark.parametrize("winograd", ["winograd", "winograd4"])
+def test_the_winograd_methods_in_a_whole_segnet_step_match_im2col(rng, winograd):
     """SegNet (VGG16's 3x3 layers, narrowed), float64: logits and every gradient with Winograd
     in every 3x3 layer as with im2col everywhere."""
     from tinysegnet.models import SegNet
     x = rng.standard_normal((2, 3, 32, 48))
     y = rng.integers(0, 12, (2, 32, 48)).astype(np.uint8)
     results = {}
-    for method in ("winograd", "im2col"):
+    for method in (winograd, "im2col"):
         model = SegNet(base_width=8, seed=0).astype(np.float64).train()
         with F.conv.using_method(method):
             logits = model.forward(x)
             model.backward(F.softmax_cross_entropy(logits, y, None, 11)[1])
         results[method] = (logits, {n: p.grad for n, p in model.named_parameters()})
-    assert np.abs(results["winograd"][0] - results["im2col"][0]).max() < 1e-10
-    for name, grad in results["winograd"][1].items():
+    assert np.abs(results[winograd][0] - results["im2col"][0]).max() < 1e-10
+    for name, grad in results[winograd][1].items():
         assert np.abs(grad - results["im2col"][1][name]).max() <= 1e-9 * max(np.abs(grad).max(), 1.0), name
 
 

@@ -198,7 +198,7 @@ def compare_conv_methods(xp, repeat):
         dout = xp.asarray(rng.standard_normal((N, F_, H, W), dtype=np.float32))
         cells = []
         for method in conv.METHODS:
-            if (method == "winograd" and k != 3) or (method == "fft" and (H + W) * 8 > C * k * k):
+            if (method in conv.THREE_BY_THREE and k != 3) or (method == "fft" and (H + W) * 8 > C * k * k):
                 cells.append(f"{'-':>11}")
                 continue
             def both():

@@ -15,17 +15,18 @@ where ``xpad`` is ``x`` with ``p`` zeros on each side. Like every deep-learning
 Two implementations share one signature:
 
 * ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use. It
-  turns the convolution into matrix products by one of five methods, each in its
+  turns the convolution into matrix products by one of six methods, each in its
   own file: ``conv_rowshift.py`` (k shifted copies of the input; best on large
   maps), ``conv_im2col.py`` (k * k copies; best on small maps with many channels
   and on inputs with few channels), ``conv_fft.py`` (the convolution theorem on
   whole maps, its transforms as products with DFT matrices; best for 7x7 kernels on
   small maps in large batches), ``conv_fft_tiles.py`` (the same on 24 x 24 tiles;
   7x7 kernels on larger maps and at any batch) and ``conv_winograd.py`` (Winograd's
-  F(2x2, 3x3): 3x3 kernels on many channels). :func:`choose_method` picks one by shape; ``method=`` forces it. They
+  F(2x2, 3x3) and F(4x4, 3x3), the latter in ``conv_winograd4.py``: 3x3 kernels on many
+  channels). :func:`choose_method` picks one by shape; ``method=`` forces it. They
   keep their temporaries in reused scratch buffers (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
-  that read like the formula above; the tests check both fast methods against
+  that read like the formula above; the tests check every fast method against
   them, and the lessons start from them.
 """
 
@@ -35,11 +36,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import xp_of
-from . import conv_fft, conv_fft_tiles, conv_im2col, conv_rowshift, conv_winograd
+from . import conv_fft, conv_fft_tiles, conv_im2col, conv_rowshift, conv_winograd, conv_winograd4
 from ._checks import require_float, require_ndim
 
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft,
-           "fft-tiles": conv_fft_tiles, "winograd": conv_winograd}
+           "fft-tiles": conv_fft_tiles, "winograd": conv_winograd, "winograd4": conv_winograd4}
+# The methods that compute 3x3 kernels only.
+THREE_BY_THREE = {"winograd", "winograd4"}
 # The methods whose forward pass keeps the input's transform for the backward pass's dw.
 _KEEPING = {"fft", "fft-tiles"}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
@@ -51,8 +54,8 @@ forced_method = None
 @contextlib.contextmanager
 def using_method(name):
     """Every convolution in the block uses method ``name`` (one of :data:`METHODS`; None: each
-    picks its own), "winograd" only the 3x3 ones, which are all it computes; the previous
-    setting comes back however the block ends."""
+    picks its own), the Winograd methods only the 3x3 ones, which are all they compute; the
+    previous setting comes back however the block ends."""
     global forced_method
     if name is not None and name not in METHODS:
         raise ValueError(f"using_method: {name!r} is not one of {', '.join(METHODS)}")
@@ -70,8 +73,8 @@ class ConvCache(NamedTuple):
     w         (F, C, k, k)  the filters
     has_bias  bool          whether a bias was added (then db is returned)
     pad       int           zeros added on each side
-    method    str           "rowshift", "im2col", "fft", "fft-tiles", "winograd" or
-                            "reference": which backward to run
+    method    str           "rowshift", "im2col", "fft", "fft-tiles", "winograd",
+                            "winograd4" or "reference": which backward to run
     spectrum  array or None the FFT methods' transform of x, (Hf, Wb, N, C) or
                             (L, Lb, N tH tW, C), which their backward reuses for dw; None
                             for the other methods
@@ -134,15 +137,17 @@ def choose_method(x_shape, w_shape, xp):
     im2col 2.7;
     360x480: tiles 439 vs row shifts 1337. An input of 3 channels stays with im2col
     (batch 12, 90x120, no dx: tiles 104 vs row shifts 100 vs im2col 60 ms).
-    Winograd's F(2x2, 3x3) for 3x3 kernels on 128 channels or more and maps of at most
-    2,048 positions, unless the weights outweigh the map (N H W <= F): its transforms cost
-    about 4 times the input and the output in memory traffic, which 2.25 times fewer
-    multiply-adds repay once the channels are many and the maps small enough for the
-    transforms to stay near the cache. Forward + backward at batch 12, with the commands'
-    allocator (``allocator.reuse_freed_memory``), row shifts vs im2col vs Winograd: 128 ->
-    128 at 45x60: 184 vs 198 vs 236 ms; 128 -> 64 at 45x60: 155 vs 217 vs 175; 128 -> 256
-    at 23x30: 147 vs 141 vs 88; 256 -> 256 at 23x30: 246 vs 275 vs 157; 512 -> 512 at
-    12x15: 285 vs 198 vs 141; at 6x8: 130 vs 59 vs 46.
+    For 3x3 kernels on 128 channels or more, Winograd: F(4x4, 3x3) where the map outweighs
+    the weights (N H W >= 4 F), F(2x2, 3x3) on the rest of the maps of at most 2,048
+    positions with N H W > F. Their transforms cost memory traffic (F(2x2)'s patches are 4
+    times the input, F(4x4)'s 2.25 times) which 2.25 and 4 times fewer multiply-adds repay
+    once the channels are many; F(4x4)'s kernel transform (36 F C values) outweighs a small
+    map's work. Forward + backward with the commands' allocator (``allocator.
+    reuse_freed_memory``), row shifts vs im2col vs F(2x2) vs F(4x4), ms: batch 12, 64 -> 64
+    at 90x120: 215 vs 277 vs 351 vs 304; 128 -> 128 at 45x60: 192 vs 212 vs 235 vs 176; 256
+    -> 256 at 23x30: 196 vs 184 vs 169 vs 127; 512 -> 512 at 12x15: 265 vs 181 vs 144 vs 129;
+    at 6x8: 108 vs 51 vs 54 vs 76; batch 1, 128 -> 128 at 90x120: 71 vs 79 vs 74 vs 62; 256
+    -> 256 at 45x60: 64 vs 68 vs 60 vs 49; 512 -> 512 at 23x30: 77 vs 69 vs 64 vs 87.
     """
     N, C, H, W = x_shape
     if xp is not np:
@@ -153,8 +158,11 @@ def choose_method(x_shape, w_shape, xp):
             return "fft"
         if H * W >= 1500:
             return "fft-tiles"
-    if k == 3 and C >= 128 and H * W <= 2048 and N * H * W > F:
-        return "winograd"
+    if k == 3 and C >= 128:
+        if N * H * W >= 4 * F:
+            return "winograd4"
+        if H * W <= 2048 and N * H * W > F:
+            return "winograd"
     return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
 
 
@@ -163,18 +171,18 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
     formula in the module docstring.
 
     ``pad`` defaults to ``k // 2`` (output the size of the input) and may be 0..k-1.
-    ``method`` is one of :data:`METHODS` ("winograd" for 3x3 kernels only); None lets
+    ``method`` is one of :data:`METHODS` (the Winograd ones for 3x3 kernels only); None lets
     :func:`choose_method` pick.
     """
     pad = _check_conv_args("conv2d_forward", x, w, b, pad)
     k = w.shape[2]
-    if method is None and forced_method is not None and (forced_method != "winograd" or k == 3):
+    if method is None and forced_method is not None and (forced_method not in THREE_BY_THREE or k == 3):
         method = forced_method
     method = method or choose_method(x.shape, w.shape, xp_of(x, w))
     if method not in METHODS:
         raise ValueError(f"conv2d_forward: method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "winograd" and k != 3:
-        raise ValueError(f"conv2d_forward: the winograd method computes 3x3 kernels only, "
+    if method in THREE_BY_THREE and k != 3:
+        raise ValueError(f"conv2d_forward: the {method} method computes 3x3 kernels only, "
                          f"got w {tuple(w.shape)}")
     kept = {}
     out = (METHODS[method].conv_forward(x, w, pad, kept) if method in _KEEPING
