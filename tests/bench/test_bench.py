@@ -50,8 +50,8 @@ def test_the_conv_methods_table_has_a_column_per_method(monkeypatch, capsys):
     monkeypatch.setattr(bench, "timeit", lambda fn, xp, repeat: (fn(), 0.001)[1])  # ran once, not timed
     bench.compare_conv_methods(np, 1)
     header, seven, three, large = capsys.readouterr().out.splitlines()
-    assert header.split()[-13:] == ["rowshift", "ms", "im2col", "ms", "fft", "ms", "fft-tiles", "ms",
-                                    "winograd", "ms", "winograd4", "ms", "chosen"]
-    assert seven.split()[-7:] == ["1.0", "1.0", "1.0", "1.0", "-", "-", "im2col"]  # Winograd: 3x3 only
-    assert three.split()[-7:] == ["1.0", "1.0", "-", "1.0", "1.0", "1.0", "im2col"]
-    assert large.split()[-7:] == ["1.0", "1.0", "-", "1.0", "-", "-", "fft-tiles"]  # whole-map transforms too long
+    assert header.split()[-15:] == ["rowshift", "ms", "im2col", "ms", "fft", "ms", "fft-tiles", "ms",
+                                    "winograd", "ms", "winograd4", "ms", "pointwise", "ms", "chosen"]
+    assert seven.split()[-8:] == ["1.0", "1.0", "1.0", "1.0", "-", "-", "-", "im2col"]  # Winograd: 3x3 only
+    assert three.split()[-8:] == ["1.0", "1.0", "-", "1.0", "1.0", "1.0", "-", "im2col"]
+    assert large.split()[-8:] == ["1.0", "1.0", "-", "1.0", "-", "-", "-", "fft-tiles"]  # whole-map transforms too long

@@ -8,17 +8,17 @@ from tinysegnet.testing import strict_cupy
 from conftest import rel_close
 
 
-METHODS = list(F.conv.METHODS)  # rowshift, im2col, fft, fft-tiles, winograd, winograd4
+METHODS = list(F.conv.METHODS)  # rowshift, im2col, fft, fft-tiles, winograd, winograd4, pointwise
 
 
 def cases(methods, *kernel_cases):
     """(method, *case) for every method and case whose kernel (the case's first value, or
-    the case itself) the method computes: Winograd's F(2x2, 3x3) takes 3x3 kernels only."""
+    the case itself) the method computes: Winograd's take 3x3 kernels only, pointwise 1x1."""
     pairs = []
     for method in methods:
         for case in kernel_cases:
             case = case if isinstance(case, tuple) else (case,)
-            if method not in F.conv.THREE_BY_THREE or case[0] == 3:
+            if F.conv.ONLY_KERNEL.get(method, case[0]) == case[0]:
                 pairs.append((method,) + case)
     return pairs
 
@@ -105,7 +105,7 @@ def test_alternating_shapes_through_reused_scratch(xp, rng):
     must still see zero borders (a stale border would change these results)."""
     for method, k, pad, shape in cases(METHODS, (7, 3, (2, 3, 9, 8)), (5, 4, (1, 2, 6, 7)),
                                        (3, 1, (2, 4, 11, 5)), (3, 2, (1, 3, 7, 6)), (3, 0, (2, 2, 9, 9))):
-        big_k = 3 if method in F.conv.THREE_BY_THREE else 7
+        big_k = F.conv.ONLY_KERNEL.get(method, 7)
         big = xp.asarray(rng.standard_normal((3, 5, 20, 22))), xp.asarray(rng.standard_normal((6, 5, big_k, big_k)))
         F.conv2d_backward(*F.conv2d_forward(*big, method=method))
         x = xp.asarray(rng.standard_normal(shape))
@@ -150,6 +150,7 @@ def test_winograd_in_chunks_of_images(rng, monkeypatch, method, positions, tiles
 
 def test_choose_method():
     assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7), np) == "im2col"  # few channels
+    assert F.conv.choose_method((12, 64, 90, 120), (11, 64, 1, 1), np) == "pointwise"  # the classifier
     # 7x7 on many channels: the whole map's FFT for small maps in large batches, else tiles
     assert F.conv.choose_method((12, 64, 45, 60), (64, 64, 7, 7), np) == "fft"
     assert F.conv.choose_method((4, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
@@ -175,11 +176,13 @@ def test_choose_method_on_a_device():
 
 
 def test_unknown_method_refused():
-    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft, fft-tiles, winograd, winograd4"):
+    with pytest.raises(ValueError, match="method must be one of rowshift, im2col, fft, .*, pointwise"):
         F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), method="direct")
 
 
 def test_winograd_takes_3x3_kernels_only(rng):
+    with pytest.raises(ValueError, match="1x1 kernels only"):
+        F.conv2d_forward(np.zeros((1, 1, 7, 7)), np.zeros((1, 1, 3, 3)), method="pointwise")
     with pytest.raises(ValueError, match="3x3 kernels only"):
         F.conv2d_forward(np.zeros((1, 1, 7, 7)), np.zeros((1, 1, 7, 7)), method="winograd")
     # forced for a whole model, it computes the 3x3 layers and leaves the others their pick

@@ -174,11 +174,12 @@ def bench_launches():
 
 
 # (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers at batch 1, 4 and the
-# CamVid protocol's 12, and at the paper's full 360x480; SegNet's 3x3 layers at batch 12 and
+# CamVid protocol's 12, and at the paper's full 360x480, and its 1x1 classifier; SegNet's 3x3 layers at batch 12 and
 # 1; on a GPU also 180x240.
 METHOD_SHAPES = [(4, 3, 90, 120, 64, 7), (1, 64, 90, 120, 64, 7), (4, 64, 90, 120, 64, 7),
                  (4, 64, 45, 60, 64, 7), (4, 64, 23, 30, 64, 7), (1, 64, 360, 480, 64, 7),
                  (12, 64, 90, 120, 64, 7), (12, 64, 45, 60, 64, 7), (12, 64, 23, 30, 64, 7),
+                 (12, 64, 90, 120, 11, 1),
                  (12, 64, 90, 120, 64, 3), (12, 128, 45, 60, 128, 3), (12, 256, 23, 30, 256, 3),
                  (12, 512, 12, 15, 512, 3), (12, 512, 6, 8, 512, 3),
                  (1, 256, 45, 60, 256, 3), (1, 512, 23, 30, 512, 3), (1, 512, 12, 15, 512, 3)]
@@ -198,7 +199,7 @@ def compare_conv_methods(xp, repeat):
         dout = xp.asarray(rng.standard_normal((N, F_, H, W), dtype=np.float32))
         cells = []
         for method in conv.METHODS:
-            if (method in conv.THREE_BY_THREE and k != 3) or (method == "fft" and (H + W) * 8 > C * k * k):
+            if conv.ONLY_KERNEL.get(method, k) != k or (method == "fft" and (H + W) * 8 > C * k * k):
                 cells.append(f"{'-':>11}")
                 continue
             def both():

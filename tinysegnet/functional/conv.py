@@ -15,16 +15,17 @@ where ``xpad`` is ``x`` with ``p`` zeros on each side. Like every deep-learning
 Two implementations share one signature:
 
 * ``conv2d_forward`` / ``conv2d_backward``: the fast version the models use. It
-  turns the convolution into matrix products by one of six methods, each in its
+  turns the convolution into matrix products by one of seven methods, each in its
   own file: ``conv_rowshift.py`` (k shifted copies of the input; best on large
   maps), ``conv_im2col.py`` (k * k copies; best on small maps with many channels
   and on inputs with few channels), ``conv_fft.py`` (the convolution theorem on
   whole maps, its transforms as products with DFT matrices; best for 7x7 kernels on
   small maps in large batches), ``conv_fft_tiles.py`` (the same on 24 x 24 tiles;
-  7x7 kernels on larger maps and at any batch) and ``conv_winograd.py`` (Winograd's
+  7x7 kernels on larger maps and at any batch), ``conv_winograd.py`` (Winograd's
   F(2x2, 3x3) and F(4x4, 3x3), the latter in ``conv_winograd4.py``: 3x3 kernels on many
-  channels). :func:`choose_method` picks one by shape; ``method=`` forces it. They
-  keep their temporaries in reused scratch buffers (``scratch.py`` says why).
+  channels) and ``conv_pointwise.py`` (1x1 kernels: one product per image, no copy).
+  :func:`choose_method` picks one by shape; ``method=`` forces it. They keep their
+  temporaries in reused scratch buffers (``scratch.py`` says why).
 * ``conv2d_forward_reference`` / ``conv2d_backward_reference``: plain loops
   that read like the formula above; the tests check every fast method against
   them, and the lessons start from them.
@@ -36,13 +37,15 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import xp_of
-from . import conv_fft, conv_fft_tiles, conv_im2col, conv_rowshift, conv_winograd, conv_winograd4
+from . import (conv_fft, conv_fft_tiles, conv_im2col, conv_pointwise, conv_rowshift, conv_winograd,
+               conv_winograd4)
 from ._checks import require_float, require_ndim
 
 METHODS = {"rowshift": conv_rowshift, "im2col": conv_im2col, "fft": conv_fft,
-           "fft-tiles": conv_fft_tiles, "winograd": conv_winograd, "winograd4": conv_winograd4}
-# The methods that compute 3x3 kernels only.
-THREE_BY_THREE = {"winograd", "winograd4"}
+           "fft-tiles": conv_fft_tiles, "winograd": conv_winograd, "winograd4": conv_winograd4,
+           "pointwise": conv_pointwise}
+# The methods that compute one kernel size only, and that size.
+ONLY_KERNEL = {"winograd": 3, "winograd4": 3, "pointwise": 1}
 # The methods whose forward pass keeps the input's transform for the backward pass's dw.
 _KEEPING = {"fft", "fft-tiles"}
 # A method every convolution uses instead of choose_method's pick, for measuring the two
@@ -54,8 +57,8 @@ forced_method = None
 @contextlib.contextmanager
 def using_method(name):
     """Every convolution in the block uses method ``name`` (one of :data:`METHODS`; None: each
-    picks its own), the Winograd methods only the 3x3 ones, which are all they compute; the
-    previous setting comes back however the block ends."""
+    picks its own), a method of :data:`ONLY_KERNEL` only the layers of its kernel size, which
+    are all it computes; the previous setting comes back however the block ends."""
     global forced_method
     if name is not None and name not in METHODS:
         raise ValueError(f"using_method: {name!r} is not one of {', '.join(METHODS)}")
@@ -73,8 +76,7 @@ class ConvCache(NamedTuple):
     w         (F, C, k, k)  the filters
     has_bias  bool          whether a bias was added (then db is returned)
     pad       int           zeros added on each side
-    method    str           "rowshift", "im2col", "fft", "fft-tiles", "winograd",
-                            "winograd4" or "reference": which backward to run
+    method    str           one of :data:`METHODS`, or "reference": which backward to run
     spectrum  array or None the FFT methods' transform of x, (Hf, Wb, N, C) or
                             (L, Lb, N tH tW, C), which their backward reuses for dw; None
                             for the other methods
@@ -137,6 +139,8 @@ def choose_method(x_shape, w_shape, xp):
     im2col 2.7;
     360x480: tiles 439 vs row shifts 1337. An input of 3 channels stays with im2col
     (batch 12, 90x120, no dx: tiles 104 vs row shifts 100 vs im2col 60 ms).
+    1x1 kernels are one matrix product per image on the CPU (64 -> 11 at 90x120, batch 12:
+    14 ms against row shifts' 27 and im2col's 36, forward + backward).
     For 3x3 kernels on 128 channels or more, Winograd: F(4x4, 3x3) where the map outweighs
     the weights (N H W >= 4 F), F(2x2, 3x3) on the rest of the maps of at most 2,048
     positions with N H W > F. Their transforms cost memory traffic (F(2x2)'s patches are 4
@@ -153,6 +157,8 @@ def choose_method(x_shape, w_shape, xp):
     if xp is not np:
         return "rowshift" if C >= 16 and H * W >= 2048 else "im2col"
     F, k = w_shape[0], w_shape[2]
+    if k == 1:
+        return "pointwise"
     if k >= 5 and C >= 16:
         if N >= 4 and H * W <= 400 * N and (H + W) * 8 <= C * k * k:
             return "fft"
@@ -171,19 +177,19 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
     formula in the module docstring.
 
     ``pad`` defaults to ``k // 2`` (output the size of the input) and may be 0..k-1.
-    ``method`` is one of :data:`METHODS` (the Winograd ones for 3x3 kernels only); None lets
-    :func:`choose_method` pick.
+    ``method`` is one of :data:`METHODS` (those of :data:`ONLY_KERNEL` for their kernel size
+    only); None lets :func:`choose_method` pick.
     """
     pad = _check_conv_args("conv2d_forward", x, w, b, pad)
     k = w.shape[2]
-    if method is None and forced_method is not None and (forced_method not in THREE_BY_THREE or k == 3):
+    if method is None and forced_method is not None and ONLY_KERNEL.get(forced_method, k) == k:
         method = forced_method
     method = method or choose_method(x.shape, w.shape, xp_of(x, w))
     if method not in METHODS:
         raise ValueError(f"conv2d_forward: method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method in THREE_BY_THREE and k != 3:
-        raise ValueError(f"conv2d_forward: the {method} method computes 3x3 kernels only, "
-                         f"got w {tuple(w.shape)}")
+    if ONLY_KERNEL.get(method, k) != k:
+        raise ValueError(f"conv2d_forward: the {method} method computes {ONLY_KERNEL[method]}x"
+                         f"{ONLY_KERNEL[method]} kernels only, got w {tuple(w.shape)}")
     kept = {}
     out = (METHODS[method].conv_forward(x, w, pad, kept) if method in _KEEPING
            else METHODS[method].conv_forward(x, w, pad))
