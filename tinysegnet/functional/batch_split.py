@@ -13,8 +13,10 @@ time::
     out = xp.empty_like(x)
     run(lambda s: xp.maximum(x[s], 0, out=out[s]), x)
 
-On CuPy (the GPU runs every sample of a kernel at once) and for small batches the part runs
-once, over every sample. A part must not call :func:`run` itself.
+The FFT methods cut their frequencies the same way: each frequency's product of channels is
+a small one that the BLAS runs on one core, independent of every other frequency's. On CuPy
+(the GPU runs every sample of a kernel at once) and for small arrays the part runs once,
+over everything. A part must not call :func:`run` itself.
 """
 
 import contextlib
