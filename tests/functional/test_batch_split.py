@@ -64,6 +64,20 @@ def test_an_error_in_any_part_is_raised_after_all_parts_end(cut_small):
     assert done == [0]
 
 
+def test_parts_in_the_pool_follow_the_callers_floating_point_settings(cut_small):
+    """A diverging run's overflow is reported once by the engine (np.errstate "ignore"), and
+    "raise" must raise from whichever thread overflowed."""
+    import warnings
+    x = np.full((4, 1), 1e30, dtype=np.float32)
+    with batch_split.using_threads(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with np.errstate(over="ignore"):
+                batch_split.run(lambda s: x[s] * x[s], x)
+        with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+            batch_split.run(lambda s: x[s] * x[s] if s.start else None, x)  # only the pool overflows
+
+
 def test_the_thread_count_comes_back_and_must_be_positive():
     before = batch_split.threads()
     with pytest.raises(RuntimeError), batch_split.using_threads(1):

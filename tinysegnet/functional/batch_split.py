@@ -78,8 +78,8 @@ def parts(x):
 
 def run(part, x):
     """Calls ``part(s)`` for each slice ``s`` of :func:`parts` (x), the first in this thread and
-    the rest in the pool at the same time; returns when all are done, raising an error of
-    theirs (this thread's first)."""
+    the rest in the pool at the same time, all under this thread's ``np.errstate``; returns
+    when all are done, raising an error of theirs (this thread's first)."""
     global _pool
     first, *rest = parts(x)
     if not rest:
@@ -87,7 +87,12 @@ def run(part, x):
         return
     if _pool is None:
         _pool = ThreadPoolExecutor(max(CORES, _threads) - 1, thread_name_prefix="tinysegnet")
-    pending = [_pool.submit(part, s) for s in rest]
+    settings = np.geterr()  # NumPy's floating-point error handling is per thread: the caller's
+
+    def as_the_caller(s):
+        with np.errstate(**settings):
+            part(s)
+    pending = [_pool.submit(as_the_caller, s) for s in rest]
     try:
         part(first)
     finally:
