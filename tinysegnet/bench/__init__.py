@@ -174,8 +174,8 @@ def bench_launches():
 
 
 # (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers at batch 1, 4 and the
-# CamVid protocol's 12, and at the paper's full 360x480, and its 1x1 classifier; SegNet's 3x3 layers at batch 12 and
-# 1; on a GPU also 180x240.
+# CamVid protocol's 12 and at the paper's full 360x480, and its 1x1 classifier; SegNet's 3x3
+# layers at batch 12 and 1; on a GPU also 180x240.
 METHOD_SHAPES = [(4, 3, 90, 120, 64, 7), (1, 64, 90, 120, 64, 7), (4, 64, 90, 120, 64, 7),
                  (4, 64, 45, 60, 64, 7), (4, 64, 23, 30, 64, 7), (1, 64, 360, 480, 64, 7),
                  (12, 64, 90, 120, 64, 7), (12, 64, 45, 60, 64, 7), (12, 64, 23, 30, 64, 7),
@@ -187,9 +187,10 @@ GPU_METHOD_SHAPES = [(1, 64, 180, 240, 64, 7), (4, 64, 180, 240, 64, 7)]
 
 
 def compare_conv_methods(xp, repeat):
-    """Forward + backward of every fast convolution method that computes the shape (Winograd
-    3x3 kernels only; the whole-map FFT not where its transforms outgrow the direct method,
-    (H + W) 8 > C k k, gigabytes of kernel transform at 360x480), beside the one the rule picks."""
+    """Forward + backward of every fast convolution method that computes the shape (those of
+    ``conv.ONLY_KERNEL`` their kernel size only; the whole-map FFT not where its transforms
+    outgrow the direct method, (H + W) 8 > C k k, gigabytes of kernel transform at 360x480),
+    beside the one the rule picks."""
     rng = np.random.default_rng(0)
     print(f"{'convolution (forward + backward)':<32} " + " ".join(f"{m + ' ms':>11}" for m in conv.METHODS)
           + "  chosen")

@@ -132,13 +132,13 @@ def choose_method(x_shape, w_shape, xp):
     for maps of 1,500 positions or more otherwise (a 24 x 24 tile's transform serves every
     tile of every image, so neither batch nor map size makes it dearer per output).
     Forward + backward on a 2-core CPU (``bench layers``), whole-map FFT vs tiles vs row
-    shifts (and im2col where it wins), 64 -> 64, 7x7: batch 12, 90x120: 427 vs 303 vs 1040 ms; 45x60: 98 vs
-    125 vs 300; 23x30: 26 vs 43 vs 89; 12x15: 9 vs 19 vs 36; batch 4, 90x120: 287 vs 100 vs
-    347; 45x60: 52 vs 41 vs 103; 23x30: 15 vs 19 vs 29; batch 1, 90x120: 196 vs 31 vs 87;
-    45x60: 43 vs 16 vs 25; 23x30: 13 vs 11 vs 7.5, im2col 6.9; 12x15: 5.9 vs 9.7 vs 3.5,
-    im2col 2.7;
-    360x480: tiles 439 vs row shifts 1337. An input of 3 channels stays with im2col
-    (batch 12, 90x120, no dx: tiles 104 vs row shifts 100 vs im2col 60 ms).
+    shifts (and im2col where it wins), 64 -> 64, 7x7: batch 12, 90x120: 427 vs 303 vs 1040
+    ms; 45x60: 98 vs 125 vs 300; 23x30: 26 vs 43 vs 89; 12x15: 9 vs 19 vs 36; batch 4,
+    90x120: 287 vs 100 vs 347; 45x60: 52 vs 41 vs 103; 23x30: 15 vs 19 vs 29; batch 1,
+    90x120: 196 vs 31 vs 87; 45x60: 43 vs 16 vs 25; 23x30: 13 vs 11 vs 7.5, im2col 6.9;
+    12x15: 5.9 vs 9.7 vs 3.5, im2col 2.7; 360x480: tiles 439 vs row shifts 1337. An input of
+    3 channels stays with im2col (batch 12, 90x120, no dx: tiles 104 vs row shifts 100 vs
+    im2col 60 ms).
     1x1 kernels are one matrix product per image on the CPU (64 -> 11 at 90x120, batch 12:
     14 ms against row shifts' 27 and im2col's 36, forward + backward).
     For 3x3 kernels on 128 channels or more, Winograd: F(4x4, 3x3) where the map outweighs

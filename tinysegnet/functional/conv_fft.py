@@ -88,10 +88,18 @@ def _mix(spectrum, w, Hf, Wf, pad, sign, filters_last):
     for start in range(0, Hf, rows):
         block = slice(start, min(start + rows, Hf))
         kernel = (dh[block] @ right).reshape(-1, Wb, inner, outer)
-        # small products, one per frequency: the BLAS runs them on one core, so the threads
-        # take a run of frequencies each
-        mixed, part = out[block], spectrum[block]
-        run(lambda s: xp.matmul(part[s], kernel[s], out=mixed[s]), kernel)
+        per_frequency(spectrum[block], kernel, out[block])
+    return out
+
+
+def per_frequency(left, right, out=None):
+    """left (Fa, Fb, M, K) @ right (Fa, Fb, K, P): one product per frequency (a, b), into
+    ``out`` (a new array when None). Each is small and the BLAS runs it on one core, so the
+    threads take a run of frequencies each (``batch_split``)."""
+    xp = xp_of(left, right)
+    if out is None:
+        out = xp.empty(left.shape[:3] + right.shape[3:], dtype=left.dtype)
+    run(lambda s: xp.matmul(left[s], right[s], out=out[s]), out)
     return out
 
 
@@ -187,8 +195,7 @@ def conv_backward(dout, x, w, pad, need_dx, spectrum=None):
     Xt, Dc = X.transpose(0, 1, 3, 2), D.conj()
     for start in range(0, Hf, rows):
         block = slice(start, min(start + rows, Hf))
-        G = xp.empty((block.stop - start,) + Xt.shape[1:3] + Dc.shape[3:], dtype=X.dtype)
-        run(lambda s: xp.matmul(Xt[block][s], Dc[block][s], out=G[s]), G)  # sum_n X conj(D)
+        G = per_frequency(Xt[block], Dc[block])  # (rows, Wb, C, F) = sum_n X conj(D)
         # dw[u, v] += sum_{a, b} ih[a, u] G[a, b] iw[b, v]: along b for each row, then along a
         over_b = iw_t @ G.reshape(G.shape[0], G.shape[1], C * F)  # (rows, k v, C F)
         dw += ih[block].T @ over_b.reshape(G.shape[0], k * C * F)  # (k u, k v C F)

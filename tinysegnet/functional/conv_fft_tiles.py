@@ -29,7 +29,9 @@ import numpy as np
 
 from ..backend import xp_of
 from .batch_split import contiguous, run
-from .conv_fft import _along_height, _along_width, _back_along_width, _kernel_factor, _matrices
+from .conv_fft import (_along_height, _along_width, _back_along_width, _kernel_factor, _matrices,
+                       per_frequency)
+from .scratch import zero_padded
 
 
 def tile_size(k):
@@ -41,6 +43,14 @@ def tile_size(k):
 
 def _grid(Ho, Wo, T):
     return -(-Ho // T), -(-Wo // T)
+
+
+def _padded(x, pad, tH, tW, T, k):
+    """xpad (N, C, tH T + k - 1, tW T + k - 1): x with ``pad`` zeros before and as many after as
+    whole tiles need, in scratch (its transform is computed from it at once)."""
+    H, W = x.shape[2:]
+    return zero_padded(x, pad, "fft_tiles.padded", spare_rows=tH * T + k - 1 - (H + 2 * pad),
+                       spare_cols=tW * T + k - 1 - (W + 2 * pad))
 
 
 def _spectrum(z, T, span, L):
@@ -78,15 +88,6 @@ def _tiles(spectrum, N, tH, tW, rows, cols, dtype):
     return out.reshape(N, C, tH, rows, tW, cols)
 
 
-def _products(left, right):
-    """left (L, Lb, M, ·) @ right (L, Lb, ·, ·), frequency by frequency, the frequencies
-    cut among the threads."""
-    xp = xp_of(left, right)
-    out = xp.empty(left.shape[:3] + right.shape[3:], dtype=left.dtype)
-    run(lambda s: xp.matmul(left[s], right[s], out=out[s]), out)
-    return out
-
-
 def conv_forward(x, w, pad, keep=None):
     """out (N, F, Ho, Wo) of x (N, C, H, W) and w (F, C, k, k). ``keep``, a dict, receives
     the input's spectrum for :func:`conv_backward`."""
@@ -96,11 +97,11 @@ def conv_forward(x, w, pad, keep=None):
     L = T + k - 1
     Ho, Wo = H + 2 * pad - k + 1, W + 2 * pad - k + 1
     tH, tW = _grid(Ho, Wo, T)
-    X = _spectrum(_zero_padded(x, pad, tH * T + k - 1, tW * T + k - 1), T, L, L)
+    X = _spectrum(_padded(x, pad, tH, tW, T, k), T, L, L)
     if keep is not None:
         keep["spectrum"] = X
     dh, right = _kernel_factor(w, L, L, 0, +1, True)  # conj(K), (L, Lb, C, F)
-    Y = _products(X, (dh @ right).reshape(L, -1, C, F))
+    Y = per_frequency(X, (dh @ right).reshape(L, -1, C, F))
     out = _tiles(Y, N, tH, tW, T, T, x.dtype).reshape(N, F, tH * T, tW * T)
     return out if (tH * T, tW * T) == (Ho, Wo) else contiguous(out[:, :, :Ho, :Wo])
 
@@ -116,12 +117,12 @@ def conv_backward(dout, x, w, pad, need_dx, spectrum=None):
     Ho, Wo = dout.shape[2:]
     tH, tW = _grid(Ho, Wo, T)
     if spectrum is None:
-        spectrum = _spectrum(_zero_padded(x, pad, tH * T + k - 1, tW * T + k - 1), T, L, L)
+        spectrum = _spectrum(_padded(x, pad, tH, tW, T, k), T, L, L)
     if (tH * T, tW * T) != (Ho, Wo):
-        dout = _zero_padded(dout, 0, tH * T, tW * T)
+        dout = zero_padded(dout, 0, "fft_tiles.dout", spare_rows=tH * T - Ho, spare_cols=tW * T - Wo)
     D = _spectrum(dout, T, T, L)  # (L, Lb, M, F)
     # dw: the k x k values of each (c, f)'s inverse transform, by inverse DFT matrices
-    G = _products(spectrum.transpose(0, 1, 3, 2), D.conj())  # (L, Lb, C, F)
+    G = per_frequency(spectrum.transpose(0, 1, 3, 2), D.conj())  # (L, Lb, C, F)
     ih, iw = _matrices(xp, L, L, k, 0, G.dtype, inverse=True)  # (L, k), (Lb, k)
     over_b = xp.ascontiguousarray(iw.T) @ G.reshape(L, -1, C * F)  # (L, k v, C F)
     dw = (ih.T @ over_b.reshape(L, -1)).real.reshape(k, k, C, F) / (L * L)
@@ -129,7 +130,7 @@ def conv_backward(dout, x, w, pad, need_dx, spectrum=None):
     if not need_dx:
         return None, dw
     dh, right = _kernel_factor(w, L, L, 0, -1, False)  # K, (L, Lb, F, C)
-    tiles = _tiles(_products(D, (dh @ right).reshape(L, -1, F, C)), N, tH, tW, L, L, x.dtype)
+    tiles = _tiles(per_frequency(D, (dh @ right).reshape(L, -1, F, C)), N, tH, tW, L, L, x.dtype)
     return contiguous(_overlap_add(tiles, T, k)[:, :, pad:pad + H, pad:pad + W]), dw
 
 
@@ -153,17 +154,3 @@ def _overlap_add(tiles, T, k):
         down[:, :, 1:, :k - 1] += across[:, :, :, T:]
     run(part, tiles)
     return out.reshape(N, C, (tH + 1) * T, (tW + 1) * T)
-
-
-def _zero_padded(x, pad, rows, cols):
-    """x (N, C, H, W) with ``pad`` zeros before and zeros after up to rows x cols; images cut
-    among threads."""
-    xp = xp_of(x)
-    N, C, H, W = x.shape
-    out = xp.empty((N, C, rows, cols), dtype=x.dtype)
-
-    def part(s):
-        out[s] = 0
-        out[s, :, pad:pad + H, pad:pad + W] = x[s]
-    run(part, out)
-    return out

@@ -17,6 +17,7 @@ before they read), and nothing that outlives the call (outputs, caches) may be o
 import math
 
 from ..backend import is_cupy_array, xp_of
+from .batch_split import run
 
 _buffers = {}  # (purpose, array module name, dtype) -> flat array
 
@@ -46,16 +47,20 @@ def zero_padded(x, pad, purpose, spare_rows=0, spare_cols=0):
     bottom and ``spare_cols`` zero columns at the right, in the scratch buffer for
     ``purpose``: (N, C, H + 2 pad + spare_rows, W + 2 pad + spare_cols).
 
-    Only the border is zeroed, since x overwrites the interior straight after.
+    Only the border is zeroed, since x overwrites the interior straight after; the images are
+    cut among threads (``batch_split``).
     """
     N, C, H, W = x.shape
     xpad = scratch(purpose, (N, C, H + 2 * pad + spare_rows, W + 2 * pad + spare_cols), x.dtype,
                    xp_of(x))
-    xpad[:, :, :pad] = 0
-    xpad[:, :, pad + H:] = 0
-    xpad[:, :, pad:pad + H, :pad] = 0
-    xpad[:, :, pad:pad + H, pad + W:] = 0
-    xpad[:, :, pad:pad + H, pad:pad + W] = x
+
+    def part(s):
+        xpad[s, :, :pad] = 0
+        xpad[s, :, pad + H:] = 0
+        xpad[s, :, pad:pad + H, :pad] = 0
+        xpad[s, :, pad:pad + H, pad + W:] = 0
+        xpad[s, :, pad:pad + H, pad:pad + W] = x[s]
+    run(part, xpad)
     return xpad
 
 
