@@ -72,6 +72,19 @@ def test_bad_arguments_and_data(tmp_path, capsys):
     assert e.value.code == 1 and re.search("train: .*data folder not found", capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "cpu"], "give --device gpu"),
+    ([], "this run is on the CPU"),  # auto, and CI has no GPU
+    (["--model", "bayesian-segnet-basic", "--device", "gpu"], "draws dropout masks"),
+])
+def test_cuda_graph_misuse_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch, flags, message):
+    monkeypatch.setenv("TINYSEGNET_DEVICE", "cpu")
+    with pytest.raises(SystemExit) as e:
+        train.main(["--cuda-graph", "--epochs", "1", "--out", str(tmp_path / "run"), *flags])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_evaluate_prints_and_writes_json(run_dir, tiny_set, tmp_path, capsys):
     out = tmp_path / "scores.json"
     evaluate.main([str(run_dir / "best.npz"), "--data-dir", tiny_set, "--json", str(out), "--full-res"])

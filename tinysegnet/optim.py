@@ -7,7 +7,8 @@ For each parameter p with gradient g, velocity v (starting at 0)::
     p <- p - lr * v
 
 On the GPU the three lines are one fused kernel per parameter (``functional.fused``), the
-parameter and its velocity new arrays; on the CPU they are updates in place. The same
+parameter and its velocity new arrays (without momentum, the first and last lines, the
+parameter a new array); on the CPU they are updates in place. The same
 arithmetic in the same order, so the two agree to the last bit in float64.
 """
 
@@ -22,6 +23,12 @@ def _momentum_step(xp, p, g, v, lr, momentum, weight_decay):
     """(v', p'): one step of the rule above for one parameter."""
     v = v * momentum + (g + weight_decay * p)
     return v, p - lr * v
+
+
+@kernel
+def _plain_step(xp, p, g, lr, weight_decay):
+    """p': the rule without momentum (v is g) for one parameter."""
+    return p - lr * (g + weight_decay * p)
 
 
 class SGD:
@@ -43,6 +50,9 @@ class SGD:
                 v = xp.zeros_like(p.data) if v is None else v  # momentum * 0 + g is g exactly
                 self.velocity[i], p.data = _momentum_step(p.data, p.grad, v, self.lr, self.momentum,
                                                           self.weight_decay)
+                continue
+            if xp is not np:
+                p.data = _plain_step(p.data, p.grad, self.lr, self.weight_decay)
                 continue
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if self.momentum:

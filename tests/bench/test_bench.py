@@ -33,6 +33,7 @@ def test_dropout_adds_few_launches_to_a_step():
     bayes = bench.count_launches("bayesian-segnet-basic", 2, 32, 48)
     assert bayes[1] == plain[1] == 1  # still one sync a step
     assert 0 < bayes[0] - plain[0] <= 4 * 8 and bayes[2] == plain[2]  # inference: dropout off
+    assert plain[3] == 3 and bayes[3] is None  # a replayed graph; dropout is not graphed
 
 
 def test_bench_epoch_times_both_through_the_same_loop(capsys):

@@ -46,7 +46,7 @@ def test_what_cupy_cannot_fuse_is_refused(stand_in, body, what):
 
 def _every_path(xp, dtype=np.float64):
     """Each layer's outputs on xp (numpy: the CPU's passes; the stand-in: the fused kernels),
-    at a ceil-mode shape, and two SGD steps with momentum and weight decay."""
+    at a ceil-mode shape, and two SGD steps with momentum and weight decay, and without momentum."""
     rng = np.random.default_rng(3)
     on = lambda a: xp.asarray(a.astype(dtype))  # noqa: E731
     x, d = on(rng.standard_normal((3, 4, 7, 9))), on(rng.standard_normal((3, 4, 7, 9)))
@@ -61,12 +61,16 @@ def _every_path(xp, dtype=np.float64):
         dx, dg, db = F.batchnorm2d_backward(d, cache)
         results.update({f"bn{training}": out, f"bn_dx{training}": dx, f"bn_dg{training}": dg,
                         f"bn_db{training}": db, f"mean{training}": mean, f"var{training}": var})
-    p = Parameter(on(rng.standard_normal((2, 3))))
+    p, plain = Parameter(on(rng.standard_normal((2, 3)))), Parameter(on(rng.standard_normal((2, 3))))
     opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=5e-4)
+    plain_opt = SGD([plain], lr=0.1, weight_decay=5e-4)
     for step in range(2):
-        p.grad = on(rng.standard_normal((2, 3)))
+        p.grad, plain.grad = on(rng.standard_normal((2, 3))), on(rng.standard_normal((2, 3)))
         opt.step()
+        plain_opt.step()
         results[f"sgd{step}"], results[f"velocity{step}"] = p.data.copy(), opt.velocity[0].copy()
+        results[f"plain_sgd{step}"] = plain.data.copy()
+    assert plain_opt.velocity == [None]
     return {k: v.get() if hasattr(v, "get") else v for k, v in results.items()}
 
 

@@ -36,3 +36,12 @@ def test_zero_padded_clears_what_an_earlier_call_left():
     expected = np.zeros((1, 2, 7, 7))
     expected[:, :, 2:4, 2:5] = x
     assert (xpad == expected).all()
+
+
+def test_unshared_calls_get_memory_of_their_own_and_leave_the_buffers():
+    scratch.release()
+    shared = scratch.scratch("test", (8,), np.float32, np)
+    with scratch.unshared():
+        a, b = (scratch.scratch("test", (n,), np.float32, np) for n in (8, 100))
+        assert not np.shares_memory(a, shared) and not np.shares_memory(a, b) and b.shape == (100,)
+    assert np.shares_memory(shared, scratch.scratch("test", (8,), np.float32, np))  # not grown, not freed

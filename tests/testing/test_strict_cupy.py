@@ -74,3 +74,57 @@ def test_backend_routes_the_gpu_device_to_the_stand_in(stand_in):
     with pytest.raises(TypeError, match="mixed"):
         backend.xp_of(a, np.zeros(3))
     np.testing.assert_array_equal(backend.to_numpy(a), np.zeros(3))
+
+
+def _captured(body):
+    """(graph, what body returned) of ``body`` recorded on a stream under a private pool."""
+    stream, pool = xp.cuda.Stream(non_blocking=True), xp.cuda.MemoryPool()
+    with xp.cuda.using_allocator(pool.malloc), stream:
+        stream.begin_capture()
+        try:
+            made = body()
+        finally:
+            graph = stream.end_capture()
+    return graph, made
+
+
+def test_a_graph_replays_what_it_recorded_on_the_same_memory():
+    a, total = xp.asarray(np.arange(4.0)), xp.zeros(())
+    graph, b = _captured(lambda: (total.__iadd__((a * 2).sum()), a + 1)[1])
+    assert float(total) == 0  # recorded, not done
+    with xp.counting() as c:
+        graph.launch()
+    assert (c.ops, c.syncs) == (1, 0) and float(total) == 12 and b.get().tolist() == [1, 2, 3, 4]
+    a[...] = 10.0  # new contents of the same memory: the next launch reads them
+    graph.launch()
+    assert float(total) == 12 + 80 and b.get().tolist() == [11] * 4
+
+
+@pytest.mark.parametrize("body, what", [
+    (lambda a: float(a.sum()), "host synchronisation"),
+    (lambda a: xp.asarray(np.ones(2)), "host-to-device copy"),
+    (lambda a: xp.random.default_rng(0).random(2), "random draw"),
+    (lambda a: xp.cuda.Device().synchronize(), "device synchronisation"),
+])
+def test_what_a_capture_cannot_record_is_refused(body, what):
+    a = xp.ones(2)
+    with pytest.raises(RuntimeError, match=what):
+        _captured(lambda: body(a))
+
+
+def test_a_capture_takes_memory_from_a_private_pool_on_its_own_stream():
+    a, stream = xp.ones(2), xp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        with pytest.raises(RuntimeError, match="default pool"):
+            a + 1
+        with xp.cuda.using_allocator(xp.cuda.MemoryPool().malloc):
+            a + 1
+        stream.end_capture()
+    stream.begin_capture()
+    try:
+        with pytest.raises(RuntimeError, match="another stream"):
+            a += 1
+    finally:
+        stream.end_capture()
+    assert a.get().tolist() == [1, 1]

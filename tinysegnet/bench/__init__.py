@@ -106,8 +106,9 @@ def build_ours(name, device):
     return build(name).to(device)
 
 
-def _our_step(name, batch, h, w, device):
-    """(model, step, infer) closures for our model on ``device``, as the training loop runs it."""
+def _our_step(name, batch, h, w, device, graphed=False):
+    """(model, step, infer) closures for our model on ``device``, as the training loop runs it
+    (``graphed``: ``train --cuda-graph``'s, replayed from a CUDA graph)."""
     xp = array_module(device)
     rng = np.random.default_rng(0)
     model = build_ours(name, device)
@@ -116,8 +117,13 @@ def _our_step(name, batch, h, w, device):
     x = xp.asarray(rng.standard_normal((batch, 3, h, w), dtype=np.float32))
     y = xp.asarray(rng.integers(0, 11, (batch, h, w), dtype=np.uint8))
 
+    graph = engine.GraphedStep(model, opt) if graphed else None
+
     def step():
-        engine.train_step(model.train(), opt, x, y)  # the training loop's own step
+        if graph:
+            graph(x, y)
+        else:
+            engine.train_step(model.train(), opt, x, y)  # the training loop's own step
 
     def infer():
         model.eval()
@@ -126,9 +132,9 @@ def _our_step(name, batch, h, w, device):
     return model, step, infer
 
 
-def bench_ours(name, batch, h, w, device, repeat):
+def bench_ours(name, batch, h, w, device, repeat, graphed=False):
     """(train step seconds, inference seconds) for our model."""
-    _, step, infer = _our_step(name, batch, h, w, device)
+    _, step, infer = _our_step(name, batch, h, w, device, graphed)
     xp = array_module(device)
     return timeit(step, xp, warmup=2, repeat=repeat), timeit(infer, xp, warmup=2, repeat=repeat)
 
@@ -149,8 +155,10 @@ def gpu_memory_ours(name, batch, h, w, device, train):
 
 
 def count_launches(name, batch, h, w):
-    """(step ops, step syncs, inference ops) of one model through the strict CuPy stand-in,
-    the second step counted (the first creates the momentum buffers)."""
+    """(step ops, step syncs, inference ops, ops of a step replayed from a CUDA graph or None
+    for a model with dropout) of one model through the strict CuPy stand-in, the second step
+    counted (the first creates the momentum buffers), and the third graphed one (the first
+    runs eagerly, the second records)."""
     from ..backend import using_gpu_module
     from ..testing import strict_cupy
     with using_gpu_module(strict_cupy):
@@ -160,17 +168,27 @@ def count_launches(name, batch, h, w):
             step()
         with strict_cupy.counting() as infer_counts:
             infer()
-    return train_counts.ops, train_counts.syncs, infer_counts.ops
+        graphed = None
+        if not getattr(MODELS[name], "dropout", 0):
+            _, step, _ = _our_step(name, batch, h, w, "gpu", graphed=True)
+            step(), step()
+            with strict_cupy.counting() as graphed_counts:
+                step()
+            graphed = graphed_counts.ops
+    return train_counts.ops, train_counts.syncs, infer_counts.ops, graphed
 
 
 def bench_launches():
     print("array operations (kernel launches on a GPU) and host syncs, counted by the strict "
           "CuPy stand-in")
-    print(f"{'model':<40} {'batch':>5} {'size':>7} {'step ops':>8} {'syncs':>5} {'infer ops':>9}")
+    print(f"{'model':<40} {'batch':>5} {'size':>7} {'step ops':>8} {'syncs':>5} {'infer ops':>9} "
+          f"{'graphed step':>12}")
     for name in sorted(MODELS):
         batch, h, w = LAUNCH_ROWS.get(name, LAUNCH_DEFAULT)
-        ops, syncs, infer_ops = count_launches(name, batch, h, w)
-        print(f"{name:<40} {batch:>5} {f'{h}x{w}':>7} {ops:>8} {syncs:>5} {infer_ops:>9}", flush=True)
+        ops, syncs, infer_ops, graphed = count_launches(name, batch, h, w)
+        graphed = "dropout" if graphed is None else graphed
+        print(f"{name:<40} {batch:>5} {f'{h}x{w}':>7} {ops:>8} {syncs:>5} {infer_ops:>9} {graphed:>12}",
+              flush=True)
 
 
 # (N, C, H, W, F, k): SegNet-Basic's first, full-size and deep layers at batch 1, 4 and the
@@ -296,18 +314,27 @@ def bench_model(device, repeat, vs_torch):
     header = f"{'model':<13} {'batch':>5} {'size':>8} {'train ms':>9} {'ms/img':>7} {'infer ms':>9} {'ms/img':>7}"
     # On a GPU PyTorch is timed twice: as it ships (TF32 convolutions) and in full float32 like ours.
     modes = ([True, False] if device == "gpu" else [True]) if vs_torch else []
+    graphed = device == "gpu"  # and the step as train --cuda-graph replays it
+    if graphed:
+        header += f" {'graph train':>11}"
     for tf32 in modes:
         what = "torch" if len(modes) == 1 else ("torch tf32" if tf32 else "torch fp32")
         header += f" {what + ' train':>16} {what + ' infer':>16} {'train x':>7} {'infer x':>7}"
+        header += f" {'graph x':>7}" if graphed else ""
     print(header)
     for name, batch, h, w in MODEL_ROWS[device]:
         train_s, infer_s = bench_ours(name, batch, h, w, device, repeat)
         line = (f"{name:<13} {batch:>5} {f'{h}x{w}':>8} {1000 * train_s:9.1f} {1000 * train_s / batch:7.1f} "
                 f"{1000 * infer_s:9.1f} {1000 * infer_s / batch:7.1f}")
+        if graphed:
+            graph_s, _ = bench_ours(name, batch, h, w, device, repeat, graphed=True)
+            line += f" {1000 * graph_s:11.1f}"
         for tf32 in modes:
             t_train, t_infer = bench_torch(name, batch, h, w, device, repeat, tf32)
             line += (f" {1000 * t_train:16.1f} {1000 * t_infer:16.1f} {train_s / t_train:7.2f} "
                      f"{infer_s / t_infer:7.2f}")
+            if graphed:
+                line += f" {graph_s / t_train:7.2f}"
         print(line, flush=True)
     if device == "cpu":
         print(f"peak NumPy memory of SegNet-Basic inference at 360x480, batch 1: "

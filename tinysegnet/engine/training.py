@@ -10,7 +10,6 @@ best validation mIoU), ``metrics.jsonl`` (one line per epoch), ``curves.png`` an
 
 import dataclasses
 import datetime
-import math
 import os
 import signal
 import time
@@ -21,7 +20,6 @@ from .. import checkpoint, nn, threads, viz
 from .. import functional as F
 from ..backend import resolve_device, to_device, xp_of
 from ..data import folder, synthetic, transforms
-from ..data.camvid import VOID
 from ..data.classes import CAMVID, config_classes, read_classes
 from ..errors import DataError, UserError
 from ..files import strict_json, write_text
@@ -29,6 +27,8 @@ from ..models import build, from_config
 from ..optim import SGD
 from .config import checkpoint_meta, read_meta
 from .folders import saved_progress
+from .graphed import GraphedStep
+from .step import train_step
 from ..data.transforms import network_input
 from .inference import recompute_bn_statistics, validate
 
@@ -137,40 +137,26 @@ def restore(path, out_dir=None, **changes):
                out_dir or os.path.dirname(os.path.abspath(path)), device)
 
 
-def train_step(model, optimizer, x, y, class_weights=None, ignore_index=VOID):
-    """One step of SGD on a batch: forward, weighted cross-entropy over the valid pixels,
-    backward, update. Returns the loss as a float (the step's one wait for the device).
-
-    x (N, 3, H, W) float and y (N, H, W) class ids on the model's device; ``class_weights``
-    (K,) or None; pixels labelled ``ignore_index`` count towards neither loss nor gradient.
-    The model must be in training mode (``model.train()``). Raises FloatingPointError on a
-    non-finite loss, before the update, so the weights stay those of the last good step.
-    """
-    # looked up on the package at each step, so functional.use() reaches the loss too
-    loss, dlogits = F.softmax_cross_entropy(model.forward(x), y, class_weights, ignore_index)
-    loss = float(loss)
-    if not math.isfinite(loss):
-        raise FloatingPointError(f"loss is {loss}")
-    model.backward(dlogits)
-    optimizer.step()
-    return loss
-
-
-def train_epoch(run, on_batch=None):
+def train_epoch(run, on_batch=None, step=None):
     """One pass over the training split in shuffled batches; returns the mean loss.
 
-    Per batch: flip (if configured), standardise, forward, weighted cross-entropy over the
-    valid pixels, backward, SGD step. ``on_batch(images_done, mean_loss)`` reports progress.
-    Raises FloatingPointError on a non-finite loss.
+    Per batch: flip (if configured), standardise, then ``step(x, y) -> loss`` on the device:
+    forward, weighted cross-entropy over the valid pixels, backward, SGD step (by default
+    :func:`train_step`; a :class:`GraphedStep` replays it from CUDA graphs).
+    ``on_batch(images_done, mean_loss)`` reports progress. Raises FloatingPointError on a
+    non-finite loss.
     """
     model, config = run.model.train(), run.config
     weights, classes = run.class_weights, run.classes  # once, not per batch
+    if step is None:
+        def step(x, y):
+            return train_step(model, run.optimizer, x, y, weights, classes.ignore)
     # Dropout's masks: a generator per epoch, seeded by the run's seed and the epoch, so a
     # resumed run draws exactly the masks the uninterrupted one would have.
     epoch = run.progress["epoch"] + 1
     nn.seed_dropout(model, int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0]))
     total, count = 0.0, 0
-    for step, index in enumerate(transforms.batches(len(run.train_split), config.batch_size, run.rng)):
+    for number, index in enumerate(transforms.batches(len(run.train_split), config.batch_size, run.rng)):
         images, labels = run.train_split.images[index], run.train_split.labels[index]
         if config.flip:
             images, labels = transforms.random_flip(images, labels, run.rng)
@@ -178,9 +164,9 @@ def train_epoch(run, on_batch=None):
         x = to_device(network_input(images, config.mean, config.std, config.input_norm), run.device)
         y = to_device(labels, run.device)  # uint8: an eighth of int64's transfer
         try:
-            loss = train_step(model, run.optimizer, x, y, weights, classes.ignore)
+            loss = step(x, y)
         except FloatingPointError as e:
-            raise FloatingPointError(f"{e} at step {step + 1}") from None
+            raise FloatingPointError(f"{e} at step {number + 1}") from None
         total, count = total + loss * len(index), count + len(index)
         if on_batch:
             on_batch(count, total / count)
@@ -254,7 +240,8 @@ def _last_good(run):
     return os.path.join(run.out_dir, "last.npz") if run.progress["epoch"] else None
 
 
-def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None, blas_threads=None):
+def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None, blas_threads=None,
+        cuda_graph=False):
     """Train ``run`` until ``run.config.epochs``; returns the history (one dict per epoch).
 
     After every epoch: validate, save best.npz (on a new best val mIoU) and then last.npz,
@@ -266,6 +253,9 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
     ``blas_threads``: None (the BLAS's own, every core), a count, or "auto" (before each
     epoch, the cores other processes leave free; :mod:`tinysegnet.threads` says why and what
     it costs in bit-for-bit reproducibility). CPU runs only.
+    ``cuda_graph``: replay each training step from a CUDA graph (:class:`GraphedStep`: the
+    same arithmetic in a few launches instead of hundreds). GPU runs of models without
+    dropout only.
 
     Raises :class:`Diverged` on a non-finite loss or weight (nothing saved; the last good
     checkpoint untouched) and :class:`Interrupted` on Ctrl-C or SIGTERM. Nothing is saved
@@ -276,6 +266,7 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
     progress = run.progress
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # nohup'd runs stopped
     epoch = progress["epoch"]
+    step = GraphedStep(run.model, run.optimizer, run.class_weights, run.classes.ignore) if cuda_graph else None
     try:
         with threads.blas_threads(blas_threads if run.device == "cpu" else None) as adjust_threads:
             for epoch in range(progress["epoch"] + 1, run.config.epochs + 1):
@@ -284,7 +275,7 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
                 try:
                     # Overflow is detected and reported below; NumPy's warnings would only repeat it.
                     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        loss, seconds = _timed(lambda: train_epoch(run, on_batch))
+                        loss, seconds = _timed(lambda: train_epoch(run, on_batch, step))
                 except FloatingPointError as e:
                     raise Diverged(f"{e} in epoch {epoch}", _last_good(run)) from None
                 record, best = end_epoch(run, epoch, loss, seconds, began, on_val_batch)

@@ -11,15 +11,19 @@ for two shapes or two meanings.
 
 Rules: what a scratch array holds is undefined at the start of a call (callers write
 before they read), and nothing that outlives the call (outputs, caches) may be one.
-``release()`` hands the memory back.
+``release()`` hands the memory back; inside ``unshared()`` every call gets memory of its own
+(a CUDA graph being recorded must: a shared buffer grown or released later would be freed
+under the graph, and handed to arrays the graph then writes).
 """
 
+import contextlib
 import math
 
 from ..backend import is_cupy_array, xp_of
 from .batch_split import run
 
 _buffers = {}  # (purpose, array module name, dtype) -> flat array
+_shared = True  # False inside unshared()
 
 
 def image_chunks(x, per_image, limits):
@@ -34,6 +38,8 @@ def image_chunks(x, per_image, limits):
 def scratch(purpose, shape, dtype, xp):
     """A C-contiguous array of ``shape`` and ``dtype`` backed by the buffer for ``purpose``."""
     size = math.prod(shape)
+    if not _shared:
+        return xp.empty(shape, dtype=dtype)
     key = (purpose, xp.__name__, xp.dtype(dtype).str)
     buffer = _buffers.get(key)
     if buffer is None or buffer.size < size:
@@ -62,6 +68,18 @@ def zero_padded(x, pad, purpose, spare_rows=0, spare_cols=0):
         xpad[s, :, pad:pad + H, pad:pad + W] = x[s]
     run(part, xpad)
     return xpad
+
+
+@contextlib.contextmanager
+def unshared():
+    """While the block runs, scratch arrays are fresh ones, and the shared buffers are left
+    as they are."""
+    global _shared
+    saved, _shared = _shared, False
+    try:
+        yield
+    finally:
+        _shared = saved
 
 
 def release():

@@ -22,6 +22,17 @@ GPU shows here:
   ``.get()``, ``asnumpy``, ``repr`` and ``cuda.Device().synchronize()``.
   ``counts.transfers`` counts host-to-device copies.
 
+* **Graphs.** ``cuda.Stream(...).begin_capture()`` records instead of computing, as a
+  capturing CUDA stream does: each launch is kept as the same operation on the same memory,
+  and ``end_capture()``'s graph replays exactly those on ``launch()`` (one launch), whatever
+  the Python that recorded them does afterwards. While a stream captures, a host
+  synchronisation, a host-to-device copy, a random draw, an operation issued outside the
+  capturing stream, and memory taken from the default pool (not from a private
+  ``cuda.MemoryPool`` through ``cuda.using_allocator``, so that no other array is ever handed
+  memory the graph writes) raise. Nothing a capture records writes into existing memory
+  before the graph is launched; the values of arrays made while capturing are not to be
+  relied on (on a GPU they are uninitialised until then).
+
 * **Fused kernels.** ``fuse`` plays ``cupy.fuse``: the function runs on the stand-in's
   arrays and counts one launch, and anything inside it that CuPy could not fuse into one
   elementwise kernel (a method such as ``reshape`` or ``sum``, a non-elementwise function,
@@ -73,6 +84,61 @@ def counting():
 
 
 _fusing = None  # the name of the fused kernel being traced, or None
+_capture = None  # (the capturing stream, its recorded operations) while a stream captures
+_streams = []  # the streams entered with ``with stream:``, innermost last
+_allocator = None  # what cuda.using_allocator set: None is the default memory pool
+
+
+def _capturing(where):
+    """True while a stream captures; raises if ``where`` is not issued to that stream."""
+    if _capture is None:
+        return False
+    if not _streams or _streams[-1] is not _capture[0]:
+        raise RuntimeError(f"strict CuPy stand-in: {where} issued to another stream while a stream "
+                           f"captures (CUDA invalidates the capture)")
+    return True
+
+
+def _refuse_in_capture(what):
+    if _capture is not None:
+        raise RuntimeError(f"strict CuPy stand-in: {what} during stream capture (CUDA refuses it: "
+                           f"cudaErrorStreamCaptureUnsupported)")
+
+
+def _allocate(where):
+    """New memory: refused from the default pool while a stream captures."""
+    if _capturing(where) and not isinstance(getattr(_allocator, "__self__", None), _MemoryPool):
+        raise RuntimeError(f"strict CuPy stand-in: {where} takes memory from the default pool during "
+                           f"stream capture; capture under cuda.using_allocator(cuda.MemoryPool().malloc), "
+                           f"or later arrays are handed memory the graph writes")
+
+
+def _launch(where, values, result):
+    """Count one launch that made ``result`` (a new device array, or a tuple of them). While a
+    stream captures, the graph keeps ``values``, a function that computes them again from the
+    same memory, to copy into the result's memory on each launch."""
+    counts.ops += 1
+    if _capturing(where):
+        _allocate(where)
+        _capture[1].append(lambda: _refill(result, values()))
+
+
+def _mutate(where, operation):
+    """Count one launch that writes into existing memory, and do it; while a stream captures,
+    the graph keeps it instead, and the memory changes when the graph is launched."""
+    counts.ops += 1
+    if _capturing(where):
+        _capture[1].append(operation)
+        return None
+    return operation()
+
+
+def _refill(result, values):
+    if isinstance(result, tuple):
+        for r, v in zip(result, values):
+            _refill(r, v)
+    else:
+        np.copyto(result._a, _operand(values, "a graph's replay") if isinstance(values, ndarray) else values)
 
 
 def _not_fusable(what):
@@ -94,12 +160,16 @@ def fuse(*args, kernel_name=None):
             for a in arrays:
                 if isinstance(a, np.ndarray):
                     _refuse_host(a, f"cupy.fuse kernel {name!r}")
-            before, _fusing = counts.ops, name
+            before, _fusing, recorded = counts.ops, name, _capture
             try:
+                if recorded is not None:  # the kernel's body is one launch in the graph, not many
+                    globals()["_capture"] = None
                 result = fn(*arrays)
             finally:
                 _fusing = None
-            counts.ops = before + 1
+                globals()["_capture"] = recorded
+            counts.ops = before
+            _launch(f"cupy.fuse kernel {name!r}", lambda: fused(*arrays), result)
             return result
         fused.__name__ = name
         return fused
@@ -195,6 +265,7 @@ class ndarray:
     # -- host synchronisations -----------------------------------------------------------
     def _sync(self):
         _not_fusable("a host synchronisation")
+        _refuse_in_capture("a host synchronisation")
         counts.syncs += 1
         return self._a
 
@@ -230,20 +301,23 @@ class ndarray:
     # -- indexing ------------------------------------------------------------------------
     def __getitem__(self, key):
         _not_fusable("indexing")
-        result = self._a[_unwrap(key, "indexing")]
-        if _new_data(result, [self._a]):
-            counts.ops += 1
-        return _wrap(result)
+        key = _unwrap(key, "indexing")
+        result = self._a[key]
+        if not _new_data(result, [self._a]):
+            return _wrap(result)
+        result = _wrap(result)
+        _launch("indexing", lambda: self._a[key], result)
+        return result
 
     def __setitem__(self, key, value):
         _not_fusable("an assignment into an array")
-        counts.ops += 1
-        self._a[_unwrap(key, "indexing")] = _operand(value, "assignment")
+        key, value = _unwrap(key, "indexing"), _operand(value, "assignment")
+        _mutate("an assignment into an array", lambda: self._a.__setitem__(key, value))
 
     def fill(self, value):
         _not_fusable("ndarray.fill")
-        counts.ops += 1
-        self._a.fill(_operand(value, "fill"))
+        value = _operand(value, "fill")
+        _mutate("ndarray.fill", lambda: self._a.fill(value))
 
 
 def _operand(value, where):
@@ -267,9 +341,10 @@ def _binary(name):
     def method(self, other):
         if _foreign(other):
             return NotImplemented  # let the other operand's reflected method answer
-        result = _operator(name)(self._a, _operand(other, f"'{name}'"))
-        counts.ops += 1
-        return _wrap(result)
+        op, b = _operator(name), _operand(other, f"'{name}'")
+        result = _wrap(op(self._a, b))
+        _launch(f"'{name}'", lambda: op(self._a, b), result)
+        return result
     return method
 
 
@@ -277,9 +352,10 @@ def _reflected(name):
     def method(self, other):
         if _foreign(other):
             return NotImplemented
-        result = _operator(name)(_operand(other, f"'{name}'"), self._a)
-        counts.ops += 1
-        return _wrap(result)
+        op, a = _operator(name), _operand(other, f"'{name}'")
+        result = _wrap(op(a, self._a))
+        _launch(f"'{name}'", lambda: op(a, self._a), result)
+        return result
     return method
 
 
@@ -291,16 +367,18 @@ def _foreign(value):
 def _inplace(name):
     def method(self, other):
         _not_fusable(f"an in-place '{name}'")
-        getattr(operator, name)(self._a, _operand(other, f"'{name}'"))
-        counts.ops += 1
+        op, b = getattr(operator, name), _operand(other, f"'{name}'")
+        _mutate(f"an in-place '{name}'", lambda: op(self._a, b))
         return self
     return method
 
 
 def _unary(name):
     def method(self):
-        counts.ops += 1
-        return _wrap(getattr(operator, name)(self._a))
+        op = getattr(operator, name)
+        result = _wrap(op(self._a))
+        _launch(f"'{name}'", lambda: op(self._a), result)
+        return result
     return method
 
 
@@ -309,9 +387,15 @@ def _method(name):
         where = f"ndarray.{name}"
         _not_fusable(where)
         args, kwargs = _unwrap(args, where), _unwrap(kwargs, where)
-        result = getattr(self._a, name)(*args, **kwargs)
-        if _new_data(result, [self._a]) or "out" in kwargs:
-            counts.ops += 1
+        call = lambda: getattr(self._a, name)(*args, **kwargs)  # noqa: E731
+        if "out" in kwargs:
+            _mutate(where, call)
+            return _wrap(kwargs["out"])
+        result = call()
+        if _new_data(result, [self._a]):
+            result = _wrap(result)
+            _launch(where, call, result)
+            return result
         return _wrap(result)
     method.__name__ = name
     return method
@@ -344,19 +428,27 @@ def _function(name, numpy_function, accepts_host=False):
             _not_fusable(where)
         if accepts_host:  # asarray / array: a host array is a transfer to the device
             if any(isinstance(a, np.ndarray) for a in _flatten(args)):
+                _refuse_in_capture("a host-to-device copy")
                 counts.transfers += 1
             inputs = []
+            args = tuple(a._a if isinstance(a, ndarray) else a for a in args)
         else:
             args, kwargs = _unwrap(args, where), _unwrap(kwargs, where)
             inputs = list(_flatten(list(args) + list(kwargs.values())))
-        if accepts_host:
-            args = tuple(a._a if isinstance(a, ndarray) else a for a in args)
-        result = numpy_function(*args, **kwargs)
+        call = lambda: numpy_function(*args, **kwargs)  # noqa: E731
+        if "out" in kwargs or name in _WRITES_INTO_FIRST:
+            _mutate(where, call)
+            return _wrap(kwargs.get("out"))
+        result = call()
         if accepts_host and isinstance(result, np.ndarray) and not result.flags.owndata:
             result = result.copy()  # a device array never shares memory with the host
-        if "out" in kwargs or (name not in _ALLOCATIONS and isinstance(result, np.ndarray)
-                               and _new_data(result, inputs)):
-            counts.ops += 1
+        if isinstance(result, (np.ndarray, np.generic)) and _new_data(result, inputs):
+            result = _wrap(result)  # a NumPy scalar (a whole reduction) is a new 0-d array
+            if name in _ALLOCATIONS:
+                _allocate(where)
+            else:
+                _launch(where, call, result)
+            return result
         return _wrap(result)
     function.__name__ = name
     return function
@@ -383,7 +475,82 @@ class _Device:
         self.id = 0
 
     def synchronize(self):
+        _refuse_in_capture("a device synchronisation")
         counts.syncs += 1
+
+
+class _MemoryPool:
+    """``cuda.MemoryPool()``: a pool of its own, for :func:`_using_allocator` (the stand-in's
+    arrays are NumPy's; the pool only says where a capture's memory would come from)."""
+
+    def malloc(self, size):
+        raise NotImplementedError("strict CuPy stand-in: MemoryPool.malloc is not called directly")
+
+
+@contextlib.contextmanager
+def _using_allocator(allocator=None):
+    """``cuda.using_allocator``: new arrays in the body take memory from ``allocator``."""
+    global _allocator
+    saved, _allocator = _allocator, allocator
+    try:
+        yield
+    finally:
+        _allocator = saved
+
+
+class _Stream:
+    """``cuda.Stream``: ``with stream:`` makes it current; it can capture a :class:`_Graph`."""
+
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        self.null = null
+
+    def __enter__(self):
+        _streams.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _streams.remove(self)
+        return False
+
+    def begin_capture(self, mode=None):
+        global _capture
+        if self.null:
+            raise RuntimeError("cannot capture on the default (legacy) stream")
+        if _capture is not None:
+            raise RuntimeError("strict CuPy stand-in: a stream is capturing already")
+        _capture = (self, [])
+        # What is computed while capturing may be of memory no kernel has written yet.
+        self._errors = np.seterr(all="ignore")
+
+    def end_capture(self):
+        global _capture
+        if _capture is None or _capture[0] is not self:
+            raise RuntimeError("strict CuPy stand-in: end_capture on a stream that is not capturing")
+        graph, _capture = _Graph(_capture[1]), None
+        np.seterr(**self._errors)
+        return graph
+
+    def is_capturing(self):
+        return _capture is not None and _capture[0] is self
+
+    def synchronize(self):
+        _refuse_in_capture("a stream synchronisation")
+        counts.syncs += 1
+
+
+class _Graph:
+    """What a capture recorded: ``launch()`` does those operations again, on the same memory,
+    in one launch."""
+
+    def __init__(self, operations):
+        self._operations = operations
+
+    def launch(self, stream=None):
+        _refuse_in_capture("launching a graph")
+        saved = dataclasses.replace(counts)
+        for operation in self._operations:
+            operation()
+        counts.ops, counts.syncs, counts.transfers = saved.ops + 1, saved.syncs, saved.transfers
 
 
 class _Generator:
@@ -393,17 +560,20 @@ class _Generator:
         self._rng = np.random.default_rng(seed)
 
     def random(self, size=None, dtype=np.float64):
+        _refuse_in_capture("a random draw (a graph would replay the same numbers)")
         counts.ops += 1
         return ndarray(np.asarray(self._rng.random(size, dtype=dtype)))
 
 
 random = types.SimpleNamespace(default_rng=_Generator)
-cuda = types.SimpleNamespace(Device=_Device, is_available=lambda: True,
+cuda = types.SimpleNamespace(Device=_Device, Stream=_Stream, MemoryPool=_MemoryPool,
+                             using_allocator=_using_allocator, is_available=lambda: True,
                              runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
 lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
 
 _HOST_INPUT = {"asarray", "array", "asanyarray"}
 _ALLOCATIONS = {"empty", "empty_like"}  # memory from the pool, no kernel
+_WRITES_INTO_FIRST = {"copyto"}  # one kernel writing into its first argument
 _SPECIAL = {"ndarray": ndarray, "asnumpy": asnumpy, "get_array_module": get_array_module,
             "cuda": cuda, "lib": lib, "random": random, "fuse": fuse}
 
