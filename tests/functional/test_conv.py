@@ -151,8 +151,10 @@ def test_winograd_in_chunks_of_images(rng, monkeypatch, method, positions, tiles
 def test_choose_method():
     assert F.conv.choose_method((4, 3, 90, 120), (64, 3, 7, 7), np) == "im2col"  # few channels
     assert F.conv.choose_method((12, 64, 90, 120), (11, 64, 1, 1), np) == "pointwise"  # the classifier
-    # 7x7 on many channels: the whole map's FFT for small maps in large batches, else tiles
-    assert F.conv.choose_method((12, 64, 45, 60), (64, 64, 7, 7), np) == "fft"
+    # 7x7 on many channels: tiles where a side of 12-30 divides the map, else the whole map's
+    # FFT for small maps in large batches, else tiles
+    assert F.conv.choose_method((12, 64, 45, 60), (64, 64, 7, 7), np) == "fft-tiles"  # tiles of 15
+    assert F.conv.choose_method((12, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
     assert F.conv.choose_method((4, 64, 23, 30), (64, 64, 7, 7), np) == "fft"
     assert F.conv.choose_method((4, 64, 45, 60), (64, 64, 7, 7), np) == "fft-tiles"
     assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 7, 7), np) == "fft-tiles"  # CamVid's protocol
@@ -252,13 +254,16 @@ def test_the_winograd_methods_in_a_whole_segnet_step_match_im2col(rng, winograd)
         assert np.abs(grad - results["im2col"][1][name]).max() <= 1e-9 * max(np.abs(grad).max(), 1.0), name
 
 
-@pytest.mark.parametrize("k,pad,shape", [(7, 3, (2, 2, 40, 45)), (7, 0, (1, 2, 37, 19)),
-                                         (5, 4, (1, 3, 21, 44)), (3, 1, (1, 2, 23, 50))])
-def test_fft_tiles_across_many_tiles_against_the_loops(xp, rng, k, pad, shape):
-    """Maps of several tiles each way, the last one part-filled: every overlap-add seam and
-    the cropped edges, float64, forward and both gradients, the kept spectrum and a new one."""
+@pytest.mark.parametrize("k,pad,shape,T", [(7, 3, (2, 2, 40, 45), 18), (7, 0, (1, 2, 37, 19), 18),
+                                           (5, 4, (1, 3, 21, 44), 20), (3, 1, (1, 2, 23, 50), 22),
+                                           (7, 3, (1, 2, 60, 90), 30), (7, 3, (2, 2, 45, 60), 15)])
+def test_fft_tiles_across_many_tiles_against_the_loops(xp, rng, k, pad, shape, T):
+    """Maps of several tiles each way, the last one part-filled (or, where a tile side divides
+    the output, every tile whole): every overlap-add seam and the cropped edges, float64,
+    forward and both gradients, the kept spectrum and a new one."""
     from tinysegnet.functional import conv_fft_tiles
-    assert shape[2] + 2 * pad - k + 1 > conv_fft_tiles.tile_size(k)  # more than one tile
+    Ho, Wo = shape[2] + 2 * pad - k + 1, shape[3] + 2 * pad - k + 1
+    assert conv_fft_tiles.tile_size(k, Ho, Wo) == T and Ho > T  # more than one tile
     x, w = xp.asarray(rng.standard_normal(shape)), xp.asarray(rng.standard_normal((3, shape[1], k, k)))
     out, cache = F.conv2d_forward(x, w, None, pad, method="fft-tiles")
     ref, ref_cache = F.conv2d_forward_reference(x, w, None, pad)

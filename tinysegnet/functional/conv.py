@@ -20,7 +20,7 @@ Two implementations share one signature:
   maps), ``conv_im2col.py`` (k * k copies; best on small maps with many channels
   and on inputs with few channels), ``conv_fft.py`` (the convolution theorem on
   whole maps, its transforms as products with DFT matrices; best for 7x7 kernels on
-  small maps in large batches), ``conv_fft_tiles.py`` (the same on 24 x 24 tiles;
+  small maps in large batches), ``conv_fft_tiles.py`` (the same on tiles;
   7x7 kernels on larger maps and at any batch), ``conv_winograd.py`` (Winograd's
   F(2x2, 3x3) and F(4x4, 3x3), the latter in ``conv_winograd4.py``: 3x3 kernels on many
   channels) and ``conv_pointwise.py`` (1x1 kernels: one product per image, no copy).
@@ -125,20 +125,22 @@ def choose_method(x_shape, w_shape, xp):
     of almost no work) or when the map holds fewer positions than 4 F (the
     weights outweigh the image, and reordering them plus the padded rows cost the
     row-shift method more than im2col's copies); row shifts otherwise. For kernels of 5
-    or more on 16 channels or more, an FFT method: on whole maps in batches of 4 or more
-    whose maps are small (H W <= 400 N), where the kernel's transform (C F frequencies'
-    worth, whatever the batch) is paid back and its transforms along H and W (O(H + W) per
-    value) stay below the direct method's k * k per channel, (H + W) 8 <= C k k; on tiles
-    for maps of 1,500 positions or more otherwise (a 24 x 24 tile's transform serves every
-    tile of every image, so neither batch nor map size makes it dearer per output).
-    Forward + backward on a 2-core CPU (``bench layers``), whole-map FFT vs tiles vs row
-    shifts (and im2col where it wins), 64 -> 64, 7x7: batch 12, 90x120: 427 vs 303 vs 1040
-    ms; 45x60: 98 vs 125 vs 300; 23x30: 26 vs 43 vs 89; 12x15: 9 vs 19 vs 36; batch 4,
-    90x120: 287 vs 100 vs 347; 45x60: 52 vs 41 vs 103; 23x30: 15 vs 19 vs 29; batch 1,
-    90x120: 196 vs 31 vs 87; 45x60: 43 vs 16 vs 25; 23x30: 13 vs 11 vs 7.5, im2col 6.9;
-    12x15: 5.9 vs 9.7 vs 3.5, im2col 2.7; 360x480: tiles 439 vs row shifts 1337. An input of
-    3 channels stays with im2col (batch 12, 90x120, no dx: tiles 104 vs row shifts 100 vs
-    im2col 60 ms).
+    or more on 16 channels or more, an FFT method: on tiles wherever a tile side of 12 to 30
+    divides the map (``conv_fft_tiles.exact_tile``: no part-filled tile, no crop) on maps of
+    1,500 positions or more; else on whole maps in batches of 4 or more whose maps are small
+    (H W <= 400 N), where the kernel's transform (C F frequencies' worth, whatever the
+    batch) is paid back and its transforms along H and W (O(H + W) per value) stay below the
+    direct method's k * k per channel, (H + W) 8 <= C k k; else on tiles for maps of 1,500
+    positions or more (a 24 x 24 tile's transform serves every tile of every image, so
+    neither batch nor map size makes it dearer per output). Forward + backward on a 2-core
+    CPU, whole-map FFT vs tiles vs row shifts (and im2col where it wins), 64 -> 64, 7x7, ms:
+    batch 12, 90x120 (tiles of 30): 455 vs 279 vs 1068; 45x60 (tiles of 15): 108 vs 82 vs
+    296; 23x30 (tiles of 18, part-filled): 27 vs 51 vs 95; 12x15: 9 vs 19 vs 36; batch 4,
+    90x120: 261 vs 120 vs 379; 45x60: 62 vs 39 vs 107; 23x30: 15 vs 19 vs 29; batch 1,
+    90x120: 226 vs 49 vs 94; 45x60: 60 vs 14 vs 28; 23x30: 13 vs 11 vs 7.5, im2col 6.9;
+    12x15: 5.9 vs 9.7 vs 3.5, im2col 2.7; 180x240: tiles 152 vs row shifts 380; 360x480:
+    406 vs 1322. An input of 3 channels stays with im2col (batch 12, 90x120, no dx: tiles 94
+    vs row shifts 174 vs im2col 88 ms).
     1x1 kernels are one matrix product per image on the CPU (64 -> 11 at 90x120, batch 12:
     14 ms against row shifts' 27 and im2col's 36, forward + backward).
     For 3x3 kernels on 128 channels or more, Winograd: F(4x4, 3x3) where the map outweighs
@@ -160,6 +162,8 @@ def choose_method(x_shape, w_shape, xp):
     if k == 1:
         return "pointwise"
     if k >= 5 and C >= 16:
+        if H * W >= 1500 and conv_fft_tiles.exact_tile(k, H, W):
+            return "fft-tiles"
         if N >= 4 and H * W <= 400 * N and (H + W) * 8 <= C * k * k:
             return "fft"
         if H * W >= 1500:
