@@ -162,11 +162,13 @@ def test_choose_method():
     assert F.conv.choose_method((1, 64, 23, 30), (64, 64, 7, 7), np) == "rowshift"  # too small for either
     assert F.conv.choose_method((2, 64, 12, 15), (64, 64, 7, 7), np) == "rowshift"
     assert F.conv.choose_method((12, 256, 23, 30), (256, 256, 3, 3), np) == "winograd4"  # SegNet's 3x3
-    assert F.conv.choose_method((12, 128, 45, 60), (128, 128, 3, 3), np) == "winograd4"
+    assert F.conv.choose_method((4, 128, 45, 60), (128, 128, 3, 3), np) == "winograd4"
     assert F.conv.choose_method((1, 128, 90, 120), (128, 128, 3, 3), np) == "winograd4"
     assert F.conv.choose_method((12, 512, 6, 8), (512, 512, 3, 3), np) == "winograd"  # 4x4 tiles too big
     assert F.conv.choose_method((1, 512, 23, 30), (512, 512, 3, 3), np) == "winograd"  # weights dominate
-    assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 3, 3), np) == "rowshift"  # transforms outweigh
+    assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 3, 3), np) == "fft-tiles"  # 30 x 30 tiles
+    assert F.conv.choose_method((12, 128, 45, 60), (128, 128, 3, 3), np) == "fft-tiles"  # 15 x 15
+    assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 3, 3), np) == "rowshift"  # transforms outweigh
     assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate
 
 
@@ -256,7 +258,8 @@ def test_the_winograd_methods_in_a_whole_segnet_step_match_im2col(rng, winograd)
 
 @pytest.mark.parametrize("k,pad,shape,T", [(7, 3, (2, 2, 40, 45), 18), (7, 0, (1, 2, 37, 19), 18),
                                            (5, 4, (1, 3, 21, 44), 20), (3, 1, (1, 2, 23, 50), 22),
-                                           (7, 3, (1, 2, 60, 90), 30), (7, 3, (2, 2, 45, 60), 15)])
+                                           (7, 3, (1, 2, 60, 90), 30), (7, 3, (2, 2, 45, 60), 15),
+                                           (3, 1, (1, 2, 60, 90), 30)])
 def test_fft_tiles_across_many_tiles_against_the_loops(xp, rng, k, pad, shape, T):
     """Maps of several tiles each way, the last one part-filled (or, where a tile side divides
     the output, every tile whole): every overlap-add seam and the cropped edges, float64,
