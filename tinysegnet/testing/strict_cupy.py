@@ -138,7 +138,7 @@ def _refill(result, values):
         for r, v in zip(result, values):
             _refill(r, v)
     else:
-        np.copyto(result._a, _operand(values, "a graph's replay") if isinstance(values, ndarray) else values)
+        np.copyto(result._a, values._a if isinstance(values, ndarray) else values)
 
 
 def _not_fusable(what):
@@ -153,21 +153,19 @@ def fuse(*args, kernel_name=None):
         name = kernel_name or fn.__name__
 
         def fused(*arrays):
-            global _fusing
+            global _fusing, _capture
             if _fusing is not None:
                 raise NotImplementedError(f"strict CuPy stand-in: cupy.fuse kernel {name!r} called "
                                           f"inside kernel {_fusing!r}")
             for a in arrays:
                 if isinstance(a, np.ndarray):
                     _refuse_host(a, f"cupy.fuse kernel {name!r}")
-            before, _fusing, recorded = counts.ops, name, _capture
+            # The kernel's body is one launch, and one operation of a graph being recorded.
+            before, _fusing, recorded, _capture = counts.ops, name, _capture, None
             try:
-                if recorded is not None:  # the kernel's body is one launch in the graph, not many
-                    globals()["_capture"] = None
                 result = fn(*arrays)
             finally:
-                _fusing = None
-                globals()["_capture"] = recorded
+                _fusing, _capture = None, recorded
             counts.ops = before
             _launch(f"cupy.fuse kernel {name!r}", lambda: fused(*arrays), result)
             return result
