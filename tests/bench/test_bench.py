@@ -45,6 +45,15 @@ def test_bench_epoch_times_both_through_the_same_loop(capsys):
     assert "3 train + 2 val images" in out and "ratio" in out
 
 
+def test_the_load_ends_quietly(capfd):
+    """The processes that keep a core busy are forked from a command that turns SIGTERM into
+    KeyboardInterrupt: terminated, they end without a traceback in the user's output."""
+    bench.main(["epoch", "--load", "1", "--images", "2", "1", "--repeat", "1"])
+    out, err = capfd.readouterr()
+    assert "1 other process(es) keeping a core busy" in out
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 def test_the_conv_methods_table_has_a_column_per_method(monkeypatch, capsys):
     import numpy as np
     monkeypatch.setattr(bench, "METHOD_SHAPES", [(2, 3, 9, 8, 4, 7), (2, 4, 9, 8, 4, 3), (1, 16, 60, 60, 4, 7)])
