@@ -45,3 +45,22 @@ def test_unshared_calls_get_memory_of_their_own_and_leave_the_buffers():
         a, b = (scratch.scratch("test", (n,), np.float32, np) for n in (8, 100))
         assert not np.shares_memory(a, shared) and not np.shares_memory(a, b) and b.shape == (100,)
     assert np.shares_memory(shared, scratch.scratch("test", (8,), np.float32, np))  # not grown, not freed
+
+
+def test_gpu_chunks_fit_a_quarter_of_the_free_memory(stand_in, monkeypatch, rng):
+    """A GPU with little memory free takes a batch in smaller chunks (the limit in values
+    stays the ceiling), and the convolution is the same."""
+    import tinysegnet.functional as F
+    from tinysegnet.functional import conv_rowshift
+    from tinysegnet.testing import strict_cupy
+    x = stand_in.asarray(rng.standard_normal((5, 2, 9, 8)))
+    assert scratch.image_chunks(x, 100, {"cpu": 0, "gpu": 1000}) == [slice(0, 5)]
+    monkeypatch.setattr(strict_cupy, "DEVICE_MEMORY", (4 * 8 * 250, 1 << 30))  # 250 float64 values
+    assert scratch.image_chunks(x, 100, {"cpu": 0, "gpu": 1000}) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    w = stand_in.asarray(rng.standard_normal((3, 2, 3, 3)))
+    per_image = 2 * 3 * 11 * 10  # C k Hp Wp: the row shifts' copies of one image
+    monkeypatch.setattr(strict_cupy, "DEVICE_MEMORY", (4 * 8 * 2 * per_image, 1 << 30))
+    monkeypatch.setitem(conv_rowshift.SHIFTS_LIMIT, "gpu", 1 << 28)
+    out, _ = F.conv2d_forward(x, w, method="rowshift")
+    ref, _ = F.conv2d_forward_reference(x, w)
+    np.testing.assert_allclose(out.get(), ref.get(), rtol=1e-12, atol=1e-12)

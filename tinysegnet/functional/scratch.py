@@ -29,10 +29,21 @@ _shared = True  # False inside unshared()
 def image_chunks(x, per_image, limits):
     """Slices of x's first axis (the batch) holding at most ``limits[device]`` // per_image
     images each (one image at least): how much of a batch a method takes at once, "cpu"
-    and "gpu" limits in values of its largest temporary."""
+    and "gpu" limits in values of its largest temporary. On a GPU also at most what a
+    quarter of the device's free memory holds (:func:`free_values`)."""
     N = x.shape[0]
-    step = max(1, limits["gpu" if is_cupy_array(x) else "cpu"] // per_image)
+    limit = min(limits["gpu"], free_values(x)) if is_cupy_array(x) else limits["cpu"]
+    step = max(1, limit // per_image)
     return [slice(start, min(start + step, N)) for start in range(0, N, step)]
+
+
+def free_values(x):
+    """Values of x's dtype that a quarter of its GPU's free memory holds, the blocks CuPy's
+    pool keeps for reuse counted as free: a chunk's largest temporary and the two or three
+    others about as large fit beside what the step already holds, on a GPU of any size."""
+    xp = xp_of(x)
+    free, _ = xp.cuda.Device().mem_info
+    return (free + xp.get_default_memory_pool().free_bytes()) // (4 * x.dtype.itemsize)
 
 
 def scratch(purpose, shape, dtype, xp):

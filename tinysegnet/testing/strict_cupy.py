@@ -22,6 +22,9 @@ GPU shows here:
   ``.get()``, ``asnumpy``, ``repr`` and ``cuda.Device().synchronize()``.
   ``counts.transfers`` counts host-to-device copies.
 
+* **Memory.** ``cuda.Device().mem_info`` reports ``DEVICE_MEMORY`` (16 GiB free of 80 unless
+  a test sets less) and the default pool keeps no free blocks.
+
 * **Graphs.** ``cuda.Stream(...).begin_capture()`` records instead of computing, as a
   capturing CUDA stream does: each launch is kept as the same operation on the same memory,
   and ``end_capture()``'s graph replays exactly those on ``launch()`` (one launch), whatever
@@ -468,9 +471,16 @@ def _as_strided(x, shape=None, strides=None):
     return ndarray(np.lib.stride_tricks.as_strided(x._a, shape, strides))
 
 
+DEVICE_MEMORY = (16 << 30, 80 << 30)  # what cuda.Device().mem_info reports: (free, total) bytes
+
+
 class _Device:
     def __init__(self, device=None):
         self.id = 0
+
+    @property
+    def mem_info(self):
+        return DEVICE_MEMORY
 
     def synchronize(self):
         _refuse_in_capture("a device synchronisation")
@@ -494,6 +504,14 @@ def _using_allocator(allocator=None):
         yield
     finally:
         _allocator = saved
+
+
+class _DefaultPool:
+    """``get_default_memory_pool()``, as far as tinysegnet asks it: the free blocks it keeps
+    (none: the stand-in's arrays are NumPy's)."""
+
+    def free_bytes(self):
+        return 0
 
 
 class _Stream:
@@ -573,7 +591,8 @@ _HOST_INPUT = {"asarray", "array", "asanyarray"}
 _ALLOCATIONS = {"empty", "empty_like"}  # memory from the pool, no kernel
 _WRITES_INTO_FIRST = {"copyto"}  # one kernel writing into its first argument
 _SPECIAL = {"ndarray": ndarray, "asnumpy": asnumpy, "get_array_module": get_array_module,
-            "cuda": cuda, "lib": lib, "random": random, "fuse": fuse}
+            "cuda": cuda, "lib": lib, "random": random, "fuse": fuse,
+            "get_default_memory_pool": _DefaultPool}
 
 
 def __getattr__(name):
