@@ -43,9 +43,10 @@ def tile_size(k, Ho, Wo):
     is cropped from a larger one; else L = T + k - 1 = 24. At least k - 1 either way, so that
     a tile's overhang reaches no further than the next tile.
 
-    Measured (64 -> 64, 7x7, forward + backward, ms; 2-core CPU): batch 12 at 90x120, T = 30
-    275 against T = 18's 328; at 45x60, T = 15 87 against 128; 360x480, batch 1, 429 against
-    544. Sides that leave part-filled tiles were slower: at 90x120 T = 26 337, T = 36 406."""
+    Measured (64 -> 64, 7x7, forward + backward, ms, each pair in one run; 2-core CPU): batch
+    12 at 90x120, T = 30 280 against T = 18's 328; at 45x60, T = 15 87 against 128; 360x480,
+    batch 1, 485 against 544. Sides that leave part-filled tiles were slower: at 90x120 T = 26
+    337 and T = 36 406 where T = 30 took 275."""
     return exact_tile(k, Ho, Wo) or max(k - 1, 24 - (k - 1))
 
 
