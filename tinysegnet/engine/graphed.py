@@ -1,7 +1,7 @@
 """The training step replayed from a CUDA graph: a few launches per step instead of ~500.
 
 Why: on a GPU every array operation is a kernel launch that costs the host some
-microseconds, and a SegNet-Basic step at the CamVid protocol makes 485 of them, so small
+microseconds, and a SegNet-Basic step at the CamVid protocol makes 486 of them, so small
 maps wait on the host, not on the device. CUDA stream capture records a step's launches
 once; the graph it returns replays all of them in one call.
 

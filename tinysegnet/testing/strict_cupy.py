@@ -444,7 +444,7 @@ def _function(name, numpy_function, accepts_host=False):
         if accepts_host and isinstance(result, np.ndarray) and not result.flags.owndata:
             result = result.copy()  # a device array never shares memory with the host
         if isinstance(result, (np.ndarray, np.generic)) and _new_data(result, inputs):
-            result = _wrap(result)  # a NumPy scalar (a whole reduction) is a new 0-d array
+            result = _wrap(result)  # a NumPy scalar (a ufunc of 0-d arrays) is a new 0-d array
             if name in _ALLOCATIONS:
                 _allocate(where)
             else:
