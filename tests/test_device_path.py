@@ -141,6 +141,20 @@ def test_train_with_cuda_graphs_is_train_without(device_xp, tiny_set, tmp_path):
             np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+def test_the_precision_reaches_cupy_before_its_first_product(device_xp, tiny_set, tmp_path, monkeypatch):
+    """--precision sets CuPy's own switch (read at its first float32 product) at the start of
+    a command; without the flag the environment's choice stands."""
+    monkeypatch.setenv(backend.TF32_ENV, "0")  # a number, as CuPy parses it; restored after the test
+    _train(tiny_set, tmp_path / "run", "--epochs", "1")
+    assert os.environ[backend.TF32_ENV] == "0"
+    _train(tiny_set, tmp_path / "tf32", "--epochs", "1", "--precision", "tf32")
+    assert os.environ[backend.TF32_ENV] == "1"
+    evaluate.main([str(tmp_path / "tf32" / "best.npz"), "--device", "gpu", "--precision", "fp32"])
+    assert os.environ[backend.TF32_ENV] == "0"
+    with pytest.raises(ValueError, match="tf32"):
+        backend.set_gpu_precision("bf16")
+
+
 def test_inference_runs_where_the_model_is(device_xp):
     """No device argument: every inference function sends its inputs to the model's device,
     and agrees with the host (float64, so the convolution methods differ only by rounding)."""

@@ -85,6 +85,20 @@ def test_cuda_graph_misuse_is_one_line_before_anything_is_written(tmp_path, caps
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+def test_tf32_on_the_cpu_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.setenv("TINYSEGNET_DEVICE", "cpu")
+    monkeypatch.delenv("CUPY_TF32", raising=False)  # restored after the test, whatever the command sets
+    argv = {"train": ["--epochs", "1", "--out", str(tmp_path / "out")],
+            "evaluate": [str(tmp_path / "best.npz"), "--json", str(tmp_path / "out")],
+            "predict": [str(tmp_path / "best.npz"), str(tmp_path), "--out", str(tmp_path / "out")]}[command]
+    main = {"train": train.main, "evaluate": evaluate.main, "predict": predict.main}[command]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--precision", "tf32"])
+    assert e.value.code == 2 and "--precision tf32 is a GPU's" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_evaluate_prints_and_writes_json(run_dir, tiny_set, tmp_path, capsys):
     out = tmp_path / "scores.json"
     evaluate.main([str(run_dir / "best.npz"), "--data-dir", tiny_set, "--json", str(out), "--full-res"])

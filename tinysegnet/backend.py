@@ -18,6 +18,7 @@ import numpy as np
 from .errors import DeviceError
 
 DEVICE_ENV = "TINYSEGNET_DEVICE"
+TF32_ENV = "CUPY_TF32"  # CuPy's own switch, read once: at its first float32 matrix product
 DEVICES = ("auto", "cpu", "gpu")
 
 
@@ -75,6 +76,17 @@ def using_gpu_module(module):
 def gpu_available():
     """True when the GPU computes: CuPy ran a kernel and a matrix product there."""
     return _gpu_module() is not None
+
+
+def set_gpu_precision(precision):
+    """A command's GPU precision, set at its start: "tf32" lets CuPy run float32 matrix
+    products (our convolutions) on TF32 tensor cores, with 10-bit mantissas, as PyTorch runs
+    its convolutions by default; "fp32" keeps full float32, CuPy's default. CuPy reads
+    ``CUPY_TF32`` once, at its first float32 product, so this is a setting for a process
+    before that product, not a switch around a block (and no library function calls it)."""
+    if precision not in ("fp32", "tf32"):
+        raise ValueError(f"set_gpu_precision: expected 'fp32' or 'tf32', got {precision!r}")
+    os.environ[TF32_ENV] = "1" if precision == "tf32" else "0"
 
 
 def gpu_skipped_note(asked):

@@ -154,6 +154,24 @@ def check_outputs(outputs, inputs=(), overwrite=False, overwrite_flag="--overwri
             raise Misuse(f"{path} already exists: choose another name, or add {overwrite_flag} to replace it")
 
 
+def add_precision(parser):
+    parser.add_argument("--precision", choices=["fp32", "tf32"],
+                        help="GPU: float32 products in full precision (CuPy's default) or on TF32 tensor "
+                             "cores (PyTorch's default for convolutions; faster, 10-bit mantissas)")
+
+
+def apply_precision(args):
+    """--precision, before any product is computed (:func:`backend.set_gpu_precision`); tf32
+    on the CPU is one line: it has no TF32, every float32 product there is full precision."""
+    from .backend import resolve_device, set_gpu_precision
+    if args.precision is None:
+        return
+    set_gpu_precision(args.precision)
+    if args.precision == "tf32" and resolve_device(args.device) != "gpu":
+        raise Misuse("--precision tf32 is a GPU's (its TF32 tensor cores); this run is on the CPU, "
+                     "which computes float32 in full: leave it out")
+
+
 def require_dropout(model, name, path):
     """Misuse unless ``model`` (model ``name``, from checkpoint ``path``) has dropout layers
     for ``--samples`` to sample."""

@@ -47,6 +47,7 @@ def main(argv=None):
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"),
                    help="with --full-res: the size to score at when the split's images differ in size")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    cli.add_precision(p)
     p.add_argument("--json", help="also write the scores to this JSON file, with what was scored "
                                   "(checkpoint, split, size, classes, samples) and the confusion matrix")
     p.add_argument("--confusion", metavar="FILE.png",
@@ -67,6 +68,7 @@ def main(argv=None):
 
 
 def _evaluate(args):
+    cli.apply_precision(args)  # before the device is probed: CuPy reads it at its first product
     if args.pretrained:
         args.checkpoint = engine.pretrained.pretrained_path(args.pretrained)
     run_folder = os.path.dirname(os.path.abspath(args.checkpoint))  # before the scoring, not after it

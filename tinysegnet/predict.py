@@ -58,6 +58,7 @@ def main(argv=None):
                         "trained on CamVid; python -m tinysegnet.pretrained lists them)")
     p.add_argument("--out", required=True, help="folder for the label maps and overlays")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    cli.add_precision(p)
     p.add_argument("--overwrite", action="store_true", help="replace label maps already in --out")
     p.add_argument("--samples", type=positive_int,
                    help="Monte Carlo dropout passes (Bayesian models); adds <name>_uncertainty.png")
@@ -101,6 +102,7 @@ def _outputs(args):
 
 
 def _predict(args):
+    cli.apply_precision(args)  # before the device is probed: CuPy reads it at its first product
     if args.pretrained:
         args.checkpoint = engine.pretrained.pretrained_path(args.pretrained)
     cli.writable_folder(args.out)

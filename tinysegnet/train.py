@@ -52,6 +52,7 @@ def parse_args(argv=None):
                    help="--model segnet / bayesian-segnet: start the encoder from a torchvision vgg16 "
                         "state_dict (the paper's ImageNet initialisation; needs PyTorch to read it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    cli.add_precision(p)
     p.add_argument("--threads", type=thread_count, metavar="N|auto",
                    help="CPU: NumPy's BLAS threads (default: every core); auto: before each epoch, the "
                         "cores other processes leave free (faster on a shared machine; rounding then "
@@ -165,6 +166,7 @@ def main(argv=None):
 
 
 def _train(args):
+    cli.apply_precision(args)  # before the device is probed: CuPy reads it at its first product
     if args.tensorboard:
         tensorboard.require()
     run, before, missing = make_run(args)
