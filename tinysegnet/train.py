@@ -16,7 +16,7 @@ from .cli import Misuse, float_in, non_negative_int, positive_int, thread_count
 from .backend import DEVICE_ENV, gpu_skipped_note, gpu_unavailable_reason, resolve_device
 from .engine.config import DEFAULTS
 from .files import hold_folder, remove_temporaries
-from .models import MODELS
+from .models import MODELS, draws_dropout
 
 FIXED_ON_RESUME = ("model", "size", "batch_size", "class_weights", "seed", "input_norm", "encoder_weights")
 
@@ -122,7 +122,7 @@ def _check_cuda_graph(args, model):
     """--cuda-graph needs the GPU and a model without dropout: said before anything is loaded."""
     if not args.cuda_graph:
         return
-    if getattr(MODELS[model], "dropout", 0):
+    if draws_dropout(model):
         raise Misuse(f"--cuda-graph: {model} draws dropout masks, which a CUDA graph would replay "
                      f"unchanged at every step; train it without --cuda-graph")
     if resolve_device(args.device) != "gpu":

@@ -161,22 +161,25 @@ def _centred_squares(xp, x, mean):
     return centred * centred
 
 
+def _scale_and_shift(xp, mean, var, gamma, beta, eps):
+    """(inv_std, scale, shift) per channel: plain code, traced into either kernel below."""
+    inv_std = 1 / xp.sqrt(var + eps)
+    scale = gamma * inv_std
+    return inv_std, scale, beta - mean * scale
+
+
 @kernel
 def _statistics(xp, mean, var, gamma, beta, running_mean, running_var, momentum, var_weight, eps):
     """Per channel: (inv_std, scale, shift, running_mean', running_var'); var_weight is
     momentum * m / (m - 1)."""
-    inv_std = 1 / xp.sqrt(var + eps)
-    scale = gamma * inv_std
-    return (inv_std, scale, beta - mean * scale, running_mean * (1 - momentum) + momentum * mean,
-            running_var * (1 - momentum) + var_weight * var)
+    return (*_scale_and_shift(xp, mean, var, gamma, beta, eps),
+            running_mean * (1 - momentum) + momentum * mean, running_var * (1 - momentum) + var_weight * var)
 
 
 @kernel
 def _normalisation(xp, mean, var, gamma, beta, eps):
     """Per channel: (inv_std, scale, shift) from given statistics."""
-    inv_std = 1 / xp.sqrt(var + eps)
-    scale = gamma * inv_std
-    return inv_std, scale, beta - mean * scale
+    return _scale_and_shift(xp, mean, var, gamma, beta, eps)
 
 
 @kernel

@@ -19,6 +19,11 @@ def build(name, **options):
     return MODELS[name](**options)
 
 
+def draws_dropout(name):
+    """Whether the model ``name`` (``MODELS``' keys) has dropout layers (the Bayesian ones)."""
+    return bool(getattr(MODELS[name], "dropout", 0))
+
+
 def from_config(config):
     """The model a ``model.config`` dict describes (as saved in checkpoints)."""
     options = dict(config)
