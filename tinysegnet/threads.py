@@ -6,8 +6,8 @@ among them. When another process keeps a core busy, each product waits for the t
 shares a core with it, and a step slows by far more than the core it lost. Measured with
 ``python -m tinysegnet.bench epoch --vs-torch --load 1`` (2-core machine, one core kept busy):
 training 173 ms per image with 2 BLAS threads against 118 with 1; idle, 104 with 2 against
-127 with 1. So ``train --threads auto`` lets the thread count follow the machine, read again
-before every epoch.
+127 with 1. So ``train`` (``--threads auto``, its default) lets the thread count follow the
+machine, read again before every epoch.
 
 How busy the others are is read from Linux's ``/proc/stat`` (all CPU time spent, steal
 included, since a hypervisor's share is lost to us too) minus this process's own CPU time,
@@ -75,9 +75,10 @@ def blas_threads(setting):
       watches for a moment first).
 
     The elementwise layers cut the batch among as many threads. The BLAS's own setting and
-    the cut's come back at the end. A different thread count can change the
-    rounding of long products (OpenBLAS splits their sums among threads), so a run that must
-    resume bit for bit wants None or an int, not "auto", whose count follows the machine's load.
+    the cut's come back at the end. The count changes no value: the batch is cut per sample,
+    and the products whose long sums OpenBLAS rounds by thread count (the convolutions' dw)
+    are split where it cannot (``functional/long_sums.py``). tests/test_threads.py holds a
+    SegNet-Basic step to it, so "auto" resumes bit for bit like a fixed count.
     """
     if setting is None or (setting == "auto" and _cpu_seconds() is None):
         yield lambda: None

@@ -53,10 +53,10 @@ def parse_args(argv=None):
                         "state_dict (the paper's ImageNet initialisation; needs PyTorch to read it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     cli.add_precision(p)
-    p.add_argument("--threads", type=thread_count, metavar="N|auto",
-                   help="CPU: NumPy's BLAS threads (default: every core); auto: before each epoch, the "
-                        "cores other processes leave free (faster on a shared machine; rounding then "
-                        "follows the load, so a resume is no longer bit for bit)")
+    p.add_argument("--threads", type=thread_count, default="auto", metavar="N|auto",
+                   help="CPU: NumPy's BLAS threads; auto (the default): before each epoch, as many as "
+                        "the cores other processes leave free, so a shared machine does not stall "
+                        "every product (the weights come out the same on any count)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="GPU: replay each training step from a CUDA graph (the same arithmetic in 3 "
                         "launches instead of ~500; models without dropout)")

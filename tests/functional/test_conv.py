@@ -277,3 +277,17 @@ def test_fft_tiles_across_many_tiles_against_the_loops(xp, rng, k, pad, shape, T
         dx, dw = conv_fft_tiles.conv_backward(dout, x, w, pad, True, spectrum)
         rel_close(dx, expected[0], 1e-12)
         rel_close(dw, expected[1], 1e-12)
+
+
+def test_long_sums_round_the_same_on_one_and_two_blas_threads(rng):
+    from threadpoolctl import threadpool_limits
+    from tinysegnet.functional import long_sums
+    for dtype, K in [(np.float32, 1380), (np.complex64, 200)]:  # sums OpenBLAS cut by thread count
+        a = rng.standard_normal((64, K)).astype(dtype)
+        b = rng.standard_normal((64, K)).astype(dtype).T
+        results = []
+        for count in (1, 2):
+            with threadpool_limits(count):
+                results.append(long_sums.matmul(a, b))
+        assert results[0].tobytes() == results[1].tobytes()
+        np.testing.assert_allclose(results[0], a.astype(np.complex128) @ b, rtol=1e-4, atol=1e-3)

@@ -62,6 +62,14 @@ def test_counts_launches_not_views():
     assert c.syncs == 5
 
 
+def test_out_none_makes_a_new_array_as_cupy_does():
+    a = xp.asarray(np.arange(6.0).reshape(2, 3))
+    with xp.counting() as c:
+        product = xp.matmul(a, a.T, out=None)
+    assert c.ops == 1 and isinstance(product, xp.ndarray)
+    np.testing.assert_array_equal(product.get(), a.get() @ a.get().T)
+
+
 def test_reductions_give_device_scalars():
     s = xp.asarray(np.ones(4, np.float32)).sum()
     assert isinstance(s, xp.ndarray) and s.shape == () and s.dtype == np.float32

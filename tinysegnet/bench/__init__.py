@@ -390,8 +390,8 @@ def main(argv=None):
                         "CamVid split is 367 101)")
     e.add_argument("--load", type=cli.non_negative_int, default=0,
                    help="other processes that keep a core busy each while timing (a shared machine)")
-    e.add_argument("--threads", type=cli.thread_count, metavar="N|auto",
-                   help="our BLAS threads, as train --threads takes them (default: every core)")
+    e.add_argument("--threads", type=cli.thread_count, default="auto", metavar="N|auto",
+                   help="our BLAS threads, as train --threads takes them (default auto, as train's)")
     args = p.parse_args(argv)
     cli.run_main("bench", lambda: _bench(args))
 

@@ -26,6 +26,7 @@ import functools
 import numpy as np
 
 from ..backend import xp_of
+from . import long_sums
 from .batch_split import contiguous, run
 
 
@@ -95,11 +96,12 @@ def _mix(spectrum, w, Hf, Wf, pad, sign, filters_last):
 def per_frequency(left, right, out=None):
     """left (Fa, Fb, M, K) @ right (Fa, Fb, K, P): one product per frequency (a, b), into
     ``out`` (a new array when None). Each is small and the BLAS runs it on one core, so the
-    threads take a run of frequencies each (``batch_split``)."""
+    threads take a run of frequencies each (``batch_split``). K may be long (dw's sum over
+    every tile of the batch): ``long_sums.matmul`` keeps it the same on any thread count."""
     xp = xp_of(left, right)
     if out is None:
         out = xp.empty(left.shape[:3] + right.shape[3:], dtype=left.dtype)
-    run(lambda s: xp.matmul(left[s], right[s], out=out[s]), out)
+    run(lambda s: long_sums.matmul(left[s], right[s], out=out[s]), out)
     return out
 
 

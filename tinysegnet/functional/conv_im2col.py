@@ -21,6 +21,7 @@ needs a handful per chunk of images where row shifts need about 2 k per image.
 """
 
 from ..backend import xp_of
+from . import long_sums
 from .scratch import image_chunks, scratch, zero_padded
 
 # Images are taken in chunks whose columns hold at most this many values: 16 MB of float32
@@ -72,7 +73,8 @@ def conv_backward(dout, x, w, pad, need_dx):
         n = cols.shape[1] // (Ho * Wo)
         dout2d = scratch("im2col.dout_by_filter", (F, n, Ho, Wo), dout.dtype, xp)
         dout2d[...] = dout[part].transpose(1, 0, 2, 3)
-        product = dout2d.reshape(F, n * Ho * Wo) @ cols.T  # a new array: dw never lives in scratch
+        # a new array: dw never lives in scratch; a long sum, the same on any thread count
+        product = long_sums.matmul(dout2d.reshape(F, n * Ho * Wo), cols.T)
         if dw is None:
             dw = product
         else:

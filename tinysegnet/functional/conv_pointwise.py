@@ -5,10 +5,11 @@ Shapes and names as in ``conv.py``, with k = 1 and p = 0, and w2d = w.reshape(F,
 
     out[n]  = w2d @ x[n]              x[n] as (C, H W): a view, no copy
     dx[n]   = w2d.T @ dout[n]
-    dw      = sum_n dout[n] @ x[n].T
+    dw      = sum_n dout[n] @ x[n].T      (``long_sums.matmul``: the same on any thread count)
 """
 
 from ..backend import xp_of
+from . import long_sums
 
 
 def conv_forward(x, w, pad):
@@ -27,7 +28,7 @@ def conv_backward(dout, x, w, pad, need_dx):
     F = w.shape[0]
     _check(w, pad)
     d = dout.reshape(N, F, H * W)
-    dw = xp.matmul(d, x.reshape(N, C, H * W).transpose(0, 2, 1)).sum(axis=0).reshape(F, C, 1, 1)
+    dw = long_sums.matmul(d, x.reshape(N, C, H * W).transpose(0, 2, 1)).sum(axis=0).reshape(F, C, 1, 1)
     if not need_dx:
         return None, dw
     return xp.matmul(w.reshape(F, C).T, d).reshape(N, C, H, W), dw

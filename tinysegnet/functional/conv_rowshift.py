@@ -14,6 +14,7 @@ fit 2^28 values on a GPU, where each chunk costs about 2 k kernel launches.
 """
 
 from ..backend import xp_of
+from . import long_sums
 from .scratch import image_chunks, scratch, zero_padded
 
 # Values of shifted input per chunk: 0 means one image a chunk.
@@ -98,7 +99,8 @@ def conv_backward(dout, x, w, pad, need_dx):
             zeroed_for = n
         for u in range(k):
             shifted_dout[u, :, :, u:u + Ho, :Wo] = dout[part].transpose(1, 0, 2, 3)
-        product = shifted_dout.reshape(k * F, n * Hp * Wp) @ cols.T  # new: never the scratch
+        # new: never the scratch; a long sum, the same on any thread count
+        product = long_sums.matmul(shifted_dout.reshape(k * F, n * Hp * Wp), cols.T)
         if dw_all is None:
             dw_all = product
         else:

@@ -49,6 +49,7 @@ import functools
 import numpy as np
 
 from ..backend import xp_of
+from . import long_sums
 from .scratch import image_chunks, scratch, zero_padded
 
 _BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
@@ -173,7 +174,7 @@ def conv_backward(dout, x, w, pad, need_dx, m=2):
         xp.matmul(at.T, dtiles.reshape(m * m, -1), out=dM.reshape(positions, -1))
         # one product per position: NumPy's stacked product of a transposed V leaves BLAS
         for ab in range(positions):
-            dU[ab] += dM[ab] @ V[ab].T
+            dU[ab] += long_sums.matmul(dM[ab], V[ab].T)  # over every tile: thread-count free
         if need_dx:
             dV = scratch(f"winograd{m}.dinput_transform", (positions, C, n * th * tw), x.dtype, xp)
             xp.matmul(U_t, dM, out=dV)

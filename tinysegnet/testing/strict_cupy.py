@@ -424,6 +424,8 @@ for _name in ("all", "any", "argmax", "argmin", "astype", "clip", "conj", "copy"
 def _function(name, numpy_function, accepts_host=False):
     def function(*args, **kwargs):
         where = f"cupy.{name}"
+        if "out" in kwargs and kwargs["out"] is None:  # out=None: a new array, as without it
+            del kwargs["out"]
         elementwise = isinstance(numpy_function, np.ufunc) and numpy_function.signature is None
         if not elementwise or "out" in kwargs:  # matmul is a ufunc too, of whole matrices
             _not_fusable(where)
