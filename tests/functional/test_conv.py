@@ -169,6 +169,7 @@ def test_choose_method():
     assert F.conv.choose_method((12, 64, 90, 120), (64, 64, 3, 3), np) == "fft-tiles"  # 30 x 30 tiles
     assert F.conv.choose_method((12, 128, 45, 60), (128, 128, 3, 3), np) == "fft-tiles"  # 15 x 15
     assert F.conv.choose_method((4, 64, 90, 120), (64, 64, 3, 3), np) == "rowshift"  # transforms outweigh
+    assert F.conv.choose_method((12, 64, 90, 120), (11, 64, 3, 3), np) == "rowshift"  # SegNet's classifier
     assert F.conv.choose_method((1, 512, 12, 15), (512, 512, 3, 3), np) == "im2col"  # weights dominate
 
 

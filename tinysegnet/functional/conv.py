@@ -154,14 +154,16 @@ def choose_method(x_shape, w_shape, xp):
     -> 256 at 23x30: 196 vs 184 vs 169 vs 127; 512 -> 512 at 12x15: 265 vs 181 vs 144 vs 129;
     at 6x8: 108 vs 51 vs 54 vs 76; batch 1, 128 -> 128 at 90x120: 71 vs 79 vs 74 vs 62; 256
     -> 256 at 45x60: 64 vs 68 vs 60 vs 49; 512 -> 512 at 23x30: 77 vs 69 vs 64 vs 87.
-    Before both, 3x3 kernels on 64 channels or more in batches of 6 or more take the FFT's
+    Before both, 3x3 kernels from and to 64 channels or more in batches of 6 or more take the FFT's
     tiles where a side divides the map: 30 x 30 tiles hold 32 x 32 patches (1.14 times the
     outputs' frequencies, half of them kept, against Winograd F(4x4)'s 2.25 times), paid
     back once the batch spreads the kernel's transform. Row shifts vs F(4x4) vs tiles, ms:
     batch 12, 64 -> 64 at 90x120: 251 vs 325 vs 244; 180x240: 1068 vs 1143 vs 943; 128 ->
     128 at 45x60 (tiles of 15): 216 vs 208 vs 154; batch 6, 64 -> 64 at 90x120: 179 vs 209
     vs 154; batch 8, 128 -> 128 at 45x60: 179 vs 155 vs 133; but batch 4: 108 vs 121 vs 116
-    and 82 vs 72 vs 87, batch 1 at 360x480: 342 vs 398 vs 371.
+    and 82 vs 72 vs 87, batch 1 at 360x480: 342 vs 398 vs 371. To few filters the per-frequency
+    products are too small to pay for the transforms: SegNet's classifier, 64 -> 11 at 90x120,
+    batch 12, row shifts 68 against the tiles' 119.
     """
     N, C, H, W = x_shape
     if xp is not np:
@@ -176,7 +178,7 @@ def choose_method(x_shape, w_shape, xp):
             return "fft"
         if H * W >= 1500:
             return "fft-tiles"
-    if k == 3 and C >= 64 and N >= 6 and H * W >= 1500 and conv_fft_tiles.exact_tile(k, H, W):
+    if k == 3 and C >= 64 and F >= 64 and N >= 6 and H * W >= 1500 and conv_fft_tiles.exact_tile(k, H, W):
         return "fft-tiles"
     if k == 3 and C >= 128:
         if N * H * W >= 4 * F:

@@ -34,7 +34,12 @@ transposed matrices)::
 
     dM  = (A (x) A) dout's tiles             (16, F, T)
     dU  = dM @ V^T  ->  dw = (G^T (x) G^T) dU
-    dV  = U^T @ dM  ->  d patches = (B (x) B) dV, added back where the patches overlap
+
+and dx is dout correlated with the kernel flipped in space, its channel axes swapped (as in
+``conv_rowshift.py``): a forward pass of the same method. The adjoint transforms
+(dV = U^T dM, then the patches' gradients added back where they overlap) cost more: 62
+against 48 ms for 256 -> 256 at 23x30 and 101 against 72 for 64 -> 64 at 90x120, batch 12,
+F(4x4), most of it the overlapping adds.
 
 Images go a chunk at a time (16 MB of V on the CPU), so that a chunk's transforms are still
 near the cache when the products read them; the backward pass makes each chunk's V again
@@ -158,48 +163,28 @@ def conv_backward(dout, x, w, pad, need_dx, m=2):
     Ho, Wo = dout.shape[2:]
     th, tw = _tiles(Ho, Wo, m)
     xpad = _padded(x, pad, th, tw, m)
-    bt, gg, at = _matrices(xp, x.dtype, m)
-    U_t = xp.ascontiguousarray(_kernel_transform(w, m).transpose(0, 2, 1)) if need_dx else None  # (a^2, C, F)
+    _, gg, at = _matrices(xp, x.dtype, m)
     # dout's tiles, sides padded with zeros to whole tiles
     padded = zero_padded(dout, 0, f"winograd{m}.dout", spare_rows=m * th - Ho, spare_cols=m * tw - Wo)
     positions = (m + 2) ** 2
-    dU = xp.zeros((positions, F, C), dtype=x.dtype)
-    dx = xp.empty_like(x) if need_dx else None
-    for part in _chunks(x, th, tw, m):
+    dU = xp.empty((positions, F, C), dtype=x.dtype)
+    for i, part in enumerate(_chunks(x, th, tw, m)):
         V = _input_transform(xpad[part], th, tw, m)
         n = V.shape[2] // (th * tw)
         dtiles = scratch(f"winograd{m}.dout_tiles", (m, m, F, n, th, tw), x.dtype, xp)
         dtiles[...] = padded[part].reshape(n, F, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4)
         dM = scratch(f"winograd{m}.dmixed", (positions, F, n * th * tw), x.dtype, xp)
         xp.matmul(at.T, dtiles.reshape(m * m, -1), out=dM.reshape(positions, -1))
-        # one product per position: NumPy's stacked product of a transposed V leaves BLAS
+        # one product per position (NumPy's stacked product of a transposed V leaves BLAS),
+        # a sum over every tile of the chunk
         for ab in range(positions):
-            dU[ab] += long_sums.matmul(dM[ab], V[ab].T)  # over every tile: thread-count free
-        if need_dx:
-            dV = scratch(f"winograd{m}.dinput_transform", (positions, C, n * th * tw), x.dtype, xp)
-            xp.matmul(U_t, dM, out=dV)
-            dpatches = scratch(f"winograd{m}.dpatches", (positions, C * n * th * tw), x.dtype, xp)
-            xp.matmul(bt.T, dV.reshape(positions, -1), out=dpatches)
-            dx[part] = _scattered(dpatches, C, n, th, tw, pad, H, W, m)
+            if i == 0:
+                long_sums.matmul(dM[ab], V[ab].T, out=dU[ab])
+            else:
+                dU[ab] += long_sums.matmul(dM[ab], V[ab].T)
     dw = (gg.T @ dU.reshape(positions, F * C)).reshape(3, 3, F, C).transpose(2, 3, 0, 1)
-    return dx, xp.ascontiguousarray(dw)
-
-
-def _scattered(dpatches, C, n, th, tw, pad, H, W, m):
-    """The gradients of the a x a patches (a^2, C n th tw) added back where they were read from:
-    a patch's first m rows (columns) go to its own tile's block, its last 2 to the next one's
-    first 2. dx (n, C, H, W)."""
-    xp = xp_of(dpatches)
-    a = m + 2
-    dpatches = dpatches.reshape(a, a, C, n, th, tw)
-    dxpad = scratch(f"winograd{m}.dx_padded", (n, C, m * (th + 1), m * (tw + 1)), dpatches.dtype, xp)
-    dxpad[...] = 0
-    for ra, la in ((0, m), (m, 2)):  # the patch's rows from ra, la of them
-        for rb, lb in ((0, m), (m, 2)):
-            # (n, C, th, la, tw, lb), copied into the layout it is added to: an add that reads
-            # the transposed view itself, two or four values at a time, took 1.4 times longer
-            piece = xp.ascontiguousarray(dpatches[ra:ra + la, rb:rb + lb].transpose(3, 2, 4, 0, 5, 1))
-            # dxpad[k, c, ra + m i + u, rb + m j + v] for u < la, v < lb: a view
-            blocks = dxpad[:, :, ra:ra + m * th, rb:rb + m * tw].reshape(n, C, th, m, tw, m)
-            blocks[:, :, :, :la, :, :lb] += piece
-    return dxpad[:, :, pad:pad + H, pad:pad + W]
+    if not need_dx:
+        return None, xp.ascontiguousarray(dw)
+    # dw is done with the scratch arrays, so the forward pass below may reuse them
+    w_flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    return conv_forward(dout, w_flipped, 2 - pad, m), xp.ascontiguousarray(dw)
