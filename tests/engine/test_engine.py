@@ -169,3 +169,28 @@ def test_train_step_is_one_sgd_step_and_refuses_a_non_finite_loss():
         engine.train_step(model, optimizer, x, y, np.array([np.inf, 1, 1], np.float32))
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before if "running" not in k)
+
+
+def test_inference_on_a_gpu_hands_the_scratch_back_and_the_cpu_keeps_it(stand_in):
+    from tinysegnet import models
+    from tinysegnet.data.split import Split
+    from tinysegnet.functional import scratch
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (2, 45, 60, 3), dtype=np.uint8), np.zeros((2, 45, 60), np.uint8),
+                  ["a", "b"])
+    mean, std = np.full(3, 100.0), np.full(3, 50.0)
+
+    def modules_holding():
+        return {key[1] for key in scratch._buffers}
+    scratch.release()
+    engine.predict_split(models.build("segnet-basic").eval(), split, mean, std)
+    assert modules_holding() == {"numpy"}
+    gpu = models.build("segnet-basic").to("gpu").eval()
+    gpu.forward(stand_in.asarray(rng.standard_normal((2, 3, 45, 60), dtype=np.float32)))
+    assert stand_in.__name__ in modules_holding()  # a forward alone keeps them
+    for inference in (lambda: engine.predict_split(gpu, split, mean, std),
+                      lambda: engine.inference.validate(gpu, split, mean, std),
+                      lambda: engine.predict(gpu, split.images[0], mean, std, (45, 60))):
+        gpu.forward(stand_in.asarray(rng.standard_normal((2, 3, 45, 60), dtype=np.float32)))
+        inference()
+        assert modules_holding() == {"numpy"}

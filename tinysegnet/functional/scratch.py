@@ -93,6 +93,8 @@ def unshared():
         _shared = saved
 
 
-def release():
-    """Drop every scratch buffer (the next convolution allocates afresh)."""
-    _buffers.clear()
+def release(xp=None):
+    """Drop the scratch buffers of array module ``xp`` (every module's when None): the next
+    convolution allocates afresh."""
+    for key in [key for key in _buffers if xp is None or key[1] == xp.__name__]:
+        del _buffers[key]
