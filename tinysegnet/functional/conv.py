@@ -149,11 +149,12 @@ def choose_method(x_shape, w_shape, xp):
     times the input, F(4x4)'s 2.25 times) which 2.25 and 4 times fewer multiply-adds repay
     once the channels are many; F(4x4)'s kernel transform (36 F C values) outweighs a small
     map's work. Forward + backward with the commands' allocator (``allocator.
-    reuse_freed_memory``), row shifts vs im2col vs F(2x2) vs F(4x4), ms: batch 12, 64 -> 64
-    at 90x120: 215 vs 277 vs 351 vs 304; 128 -> 128 at 45x60: 192 vs 212 vs 235 vs 176; 256
-    -> 256 at 23x30: 196 vs 184 vs 169 vs 127; 512 -> 512 at 12x15: 265 vs 181 vs 144 vs 129;
-    at 6x8: 108 vs 51 vs 54 vs 76; batch 1, 128 -> 128 at 90x120: 71 vs 79 vs 74 vs 62; 256
-    -> 256 at 45x60: 64 vs 68 vs 60 vs 49; 512 -> 512 at 23x30: 77 vs 69 vs 64 vs 87.
+    reuse_freed_memory``; ``bench layers --repeat 3``, commit f6d9123, a machine its
+    neighbours slowed by up to a fifth), row shifts vs im2col vs F(2x2) vs F(4x4), ms: batch
+    12, 64 -> 64 at 90x120: 256 vs 327 vs 352 vs 285; 128 -> 128 at 45x60: 205 vs 245 vs 281
+    vs 249; 256 -> 256 at 23x30: 261 vs 256 vs 223 vs 178; 512 -> 512 at 12x15: 335 vs 224 vs
+    157 vs 123; at 6x8: 121 vs 54 vs 49 vs 56; batch 1, 256 -> 256 at 45x60: 62 vs 63 vs 51
+    vs 46; 512 -> 512 at 23x30: 87 vs 59 vs 51 vs 50; at 12x15: 40 vs 20 vs 22 vs 41.
     Before both, 3x3 kernels from and to 64 channels or more in batches of 6 or more take the FFT's
     tiles where a side divides the map: 30 x 30 tiles hold 32 x 32 patches (1.14 times the
     outputs' frequencies, half of them kept, against Winograd F(4x4)'s 2.25 times), paid
@@ -161,7 +162,9 @@ def choose_method(x_shape, w_shape, xp):
     batch 12, 64 -> 64 at 90x120: 251 vs 325 vs 244; 180x240: 1068 vs 1143 vs 943; 128 ->
     128 at 45x60 (tiles of 15): 216 vs 208 vs 154; batch 6, 64 -> 64 at 90x120: 179 vs 209
     vs 154; batch 8, 128 -> 128 at 45x60: 179 vs 155 vs 133; but batch 4: 108 vs 121 vs 116
-    and 82 vs 72 vs 87, batch 1 at 360x480: 342 vs 398 vs 371. To few filters the per-frequency
+    and 82 vs 72 vs 87, batch 1 at 360x480: 342 vs 398 vs 371 (measured before F(4x4)'s dx
+    became a forward pass; since, at batch 12, F(4x4) 285 and 249 against the tiles' 252 and
+    185, in the run above). To few filters the per-frequency
     products are too small to pay for the transforms: SegNet's classifier, 64 -> 11 at 90x120,
     batch 12, row shifts 68 against the tiles' 119.
     """
