@@ -251,8 +251,8 @@ def fit(run, on_epoch=None, on_batch=None, recompute_bn=False, on_val_batch=None
     ``recompute_bn``: at the end, batch-norm statistics over the training split
     (SegNet-Tutorial's procedure) replace the running averages in last.npz and best.npz.
     ``blas_threads``: None (the BLAS's own, every core), a count, or "auto" (before each
-    epoch, the cores other processes leave free; :mod:`tinysegnet.threads` says why and what
-    it costs in bit-for-bit reproducibility). CPU runs only.
+    epoch, the cores other processes leave free, ``train``'s default; :mod:`tinysegnet.threads`
+    says why; no count changes a weight). CPU runs only.
     ``cuda_graph``: replay each training step from a CUDA graph (:class:`GraphedStep`: the
     same arithmetic in a few launches instead of hundreds). GPU runs of models without
     dropout only.
