@@ -29,3 +29,24 @@ def timeit(fn, xp=np, warmup=1, repeat=5):
         synchronize(xp)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def alternating(fns, xp=np, warmup=1, repeat=5):
+    """Median seconds of each of ``fns``, timed in turn: ``warmup`` rounds, then ``repeat``
+    rounds of one run of each, the device synchronised after each run.
+
+    Why in turn: a shared machine's speed drifts over seconds (its neighbours' work comes and
+    goes), and timing one function's repeats and then another's puts the drift between them.
+    Alternating spreads it over both, so their ratio measures the code."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    synchronize(xp)
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, kept in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            synchronize(xp)
+            kept.append(time.perf_counter() - start)
+    return [statistics.median(kept) for kept in times]

@@ -65,3 +65,43 @@ def test_the_conv_methods_table_has_a_column_per_method(monkeypatch, capsys):
     assert seven.split()[-8:] == ["1.0", "1.0", "1.0", "1.0", "-", "-", "-", "im2col"]  # Winograd: 3x3 only
     assert three.split()[-8:] == ["1.0", "1.0", "-", "1.0", "1.0", "1.0", "-", "im2col"]
     assert large.split()[-8:] == ["1.0", "1.0", "-", "1.0", "-", "-", "-", "fft-tiles"]  # whole-map transforms too long
+
+
+def test_bench_model_times_ours_and_torch_in_turn(monkeypatch, capsys):
+    """One alternation per row holds our step and inference and PyTorch's, so that the
+    machine's drift falls on both sides of the ratio."""
+    pytest.importorskip("torch")
+    monkeypatch.setattr(bench, "MODEL_ROWS", {"cpu": [("segnet-basic", 1, 16, 24)]})
+    monkeypatch.setattr(bench, "inference_peak_memory", lambda device: 0)
+    rounds = []
+
+    def fake_alternating(fns, xp, warmup, repeat):
+        rounds.append(len(fns))
+        for fn in fns:
+            fn()
+        return [0.004, 0.002, 0.008, 0.001]
+
+    monkeypatch.setattr(bench, "alternating", fake_alternating)
+    bench.bench_model("cpu", 1, vs_torch=True)
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert rounds == [4]  # ours: step, inference; PyTorch's: step, inference
+    assert row[-2:] == ["0.50", "2.00"]  # our times over PyTorch's, training then inference
+
+
+def test_bench_model_on_a_gpu_times_the_graphed_step_in_the_same_turns(monkeypatch, capsys, stand_in):
+    monkeypatch.setattr(bench, "MODEL_ROWS", {"gpu": [("segnet-basic", 1, 16, 24)]})
+    monkeypatch.setattr(bench, "gpu_memory_ours", lambda *args: 0)
+    rounds = []
+
+    def fake_alternating(fns, xp, warmup, repeat):
+        rounds.append(len(fns))
+        for _ in range(2):  # the graphed step records on its second call
+            for fn in fns:
+                fn()
+        return [0.004, 0.002, 0.001]
+
+    monkeypatch.setattr(bench, "alternating", fake_alternating)
+    bench.bench_model("gpu", 1, vs_torch=False)
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert rounds == [3]  # the eager step, inference, the graphed step
+    assert row[3:] == ["4.0", "4.0", "2.0", "2.0", "1.0"]

@@ -9,8 +9,9 @@ plain matrix-product rate of the same array module.
 
 ``model`` times a SegNet-Basic training step (forward, loss, backward, SGD update) and
 an inference forward at several sizes, and SegNet; ``--vs-torch`` times the same networks
-in PyTorch in the same run. It also reports peak memory (NumPy's on the CPU, the GPU's on a
-GPU) and the bytes the decoder keeps from the encoder. The rows differ by device: a GPU
+in PyTorch in the same run, each of their runs in turn with ours (``timing.alternating``).
+It also reports peak memory (NumPy's on the CPU, the GPU's on a GPU) and the bytes the
+decoder keeps from the encoder. The rows differ by device: a GPU
 gets the paper's full 360x480 and the CamVid protocol's batch of 12.
 
 ``monte-carlo`` times Bayesian SegNet-Basic's Monte Carlo dropout inference per image for
@@ -24,6 +25,7 @@ Each figure is the median of ``--repeat`` runs after warm-up runs (two for the m
 first steps of a fresh model run up to 30% slower while memory is first touched).
 """
 
+import contextlib
 import tracemalloc
 
 import numpy as np
@@ -37,7 +39,7 @@ from ..interop.torch import torch_model
 from ..models import MODELS, DecoderVariant, build, draws_dropout
 from ..models.segnet_basic import unpooling_indices
 from ..optim import SGD
-from ..timing import synchronize, timeit
+from ..timing import alternating, synchronize, timeit
 from . import epoch
 
 MODEL_ROWS = {"cpu": [("segnet-basic", 12, 90, 120), ("segnet-basic", 4, 90, 120), ("segnet-basic", 4, 180, 240),
@@ -130,13 +132,6 @@ def _our_step(name, batch, h, w, device, graphed=False):
         model.forward(x)
 
     return model, step, infer
-
-
-def bench_ours(name, batch, h, w, device, repeat):
-    """(train step seconds, inference seconds) for our model."""
-    _, step, infer = _our_step(name, batch, h, w, device)
-    xp = array_module(device)
-    return timeit(step, xp, warmup=2, repeat=repeat), timeit(infer, xp, warmup=2, repeat=repeat)
 
 
 def gpu_memory_ours(name, batch, h, w, device, train):
@@ -260,18 +255,25 @@ def _torch_step(name, batch, h, w, device):
     return step, infer
 
 
-def bench_torch(name, batch, h, w, device, repeat, tf32=True):
-    """(train step seconds, inference seconds) for the PyTorch twin. On CUDA, ``tf32=True`` is
-    PyTorch's default (cuDNN convolutions on TF32 tensor cores, 10-bit mantissas); False
-    makes it compute in full float32, as CuPy's products do by default."""
+@contextlib.contextmanager
+def torch_tf32(on):
+    """PyTorch's cuDNN convolutions on TF32 tensor cores (``on``: PyTorch's default, 10-bit
+    mantissas) or in full float32 as CuPy's products are by default, inside the block; the
+    previous setting comes back however it ends."""
     import torch
     saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = on
     try:
-        step, infer = _torch_step(name, batch, h, w, device)
-        return timeit(step, warmup=2, repeat=repeat), timeit(infer, warmup=2, repeat=repeat)
+        yield
     finally:
         torch.backends.cudnn.allow_tf32 = saved
+
+
+def _in_tf32(fn, on):
+    def run():
+        with torch_tf32(on):
+            fn()
+    return run
 
 
 def gpu_memory_torch(name, batch, h, w, device, train):
@@ -323,15 +325,22 @@ def bench_model(device, repeat, vs_torch):
         header += f" {'graph x':>7}" if graphed else ""
     print(header)
     for name, batch, h, w in MODEL_ROWS[device]:
-        train_s, infer_s = bench_ours(name, batch, h, w, device, repeat)
+        # ours and PyTorch's in turn, so that the machine's drift falls on both (``alternating``)
+        _, step, infer = _our_step(name, batch, h, w, device)
+        timed = [step, infer]
+        if graphed:  # its warm-up: an eager step, then the recording
+            timed.append(_our_step(name, batch, h, w, device, graphed=True)[1])
+        for tf32 in modes:
+            timed += [_in_tf32(fn, tf32) for fn in _torch_step(name, batch, h, w, device)]
+        seconds = alternating(timed, array_module(device), warmup=2, repeat=repeat)
+        train_s, infer_s = seconds[:2]
         line = (f"{name:<13} {batch:>5} {f'{h}x{w}':>8} {1000 * train_s:9.1f} {1000 * train_s / batch:7.1f} "
                 f"{1000 * infer_s:9.1f} {1000 * infer_s / batch:7.1f}")
         if graphed:
-            graph_s = timeit(_our_step(name, batch, h, w, device, graphed=True)[1], array_module(device),
-                             warmup=2, repeat=repeat)  # the warm-up: an eager step, then the recording
+            graph_s = seconds[2]
             line += f" {1000 * graph_s:11.1f}"
-        for tf32 in modes:
-            t_train, t_infer = bench_torch(name, batch, h, w, device, repeat, tf32)
+        theirs = seconds[3 if graphed else 2:]
+        for t_train, t_infer in zip(theirs[0::2], theirs[1::2]):
             line += (f" {1000 * t_train:16.1f} {1000 * t_infer:16.1f} {train_s / t_train:7.2f} "
                      f"{infer_s / t_infer:7.2f}")
             if graphed:
