@@ -20,6 +20,9 @@ def pytest_configure(config):
     if config.getoption("--gpu-stand-in"):
         config.gpu_stand_in = backend.using_gpu_module(strict_cupy)  # kept: exiting it restores
         config.gpu_stand_in.__enter__()
+    # The tests check full float32 on a GPU: a command's default there is TF32 (cli.apply_precision),
+    # which CuPy would read at the suite's first product.
+    os.environ[backend.TF32_ENV] = "0"
     config.addinivalue_line("markers", "gpu: needs CuPy and a CUDA device (skipped without)")
     config.addinivalue_line("markers", "camvid: needs ../shared/camvid (skipped without)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")

@@ -155,6 +155,25 @@ def test_the_precision_reaches_cupy_before_its_first_product(device_xp, tiny_set
         backend.set_gpu_precision("bf16")
 
 
+def test_a_gpu_run_defaults_to_tf32_as_pytorch_does_and_says_so(device_xp, tiny_set, tmp_path, monkeypatch,
+                                                                 capsys):
+    monkeypatch.delenv(backend.TF32_ENV)  # neither flag nor environment: the default; restored after
+    _train(tiny_set, tmp_path / "run", "--epochs", "1")
+    assert os.environ[backend.TF32_ENV] == "1"
+    assert "device gpu (tf32 products)" in capsys.readouterr().out
+    monkeypatch.delenv(backend.TF32_ENV)
+    evaluate.main([str(tmp_path / "run" / "best.npz"), "--device", "gpu"])
+    assert "on the gpu (tf32 products)" in capsys.readouterr().out
+
+
+def test_a_cpu_run_leaves_the_precision_unset(tiny_set, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(backend.TF32_ENV)
+    train.main(["--data-dir", tiny_set, "--size", "32", "48", "--batch-size", "3", "--quiet", "--epochs", "1",
+                "--device", "cpu", "--out", str(tmp_path / "run")])
+    assert backend.TF32_ENV not in os.environ  # nothing for a subprocess to inherit
+    assert "device cpu;" in capsys.readouterr().out
+
+
 def test_inference_runs_where_the_model_is(device_xp):
     """No device argument: every inference function sends its inputs to the model's device,
     and agrees with the host (float64, so the convolution methods differ only by rounding)."""

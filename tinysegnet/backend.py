@@ -89,6 +89,12 @@ def set_gpu_precision(precision):
     os.environ[TF32_ENV] = "1" if precision == "tf32" else "0"
 
 
+def gpu_precision():
+    """"tf32" or "fp32": how CuPy runs this process's float32 matrix products, by the
+    ``CUPY_TF32`` it reads (unset or 0: full float32)."""
+    return "fp32" if os.environ.get(TF32_ENV, "0").strip() in ("", "0") else "tf32"
+
+
 def gpu_skipped_note(asked):
     """One line for a run that asked for ``auto`` and got the CPU although CuPy is installed
     (a user who installed the GPU stack expects to hear why it is not used); else None."""

@@ -156,20 +156,35 @@ def check_outputs(outputs, inputs=(), overwrite=False, overwrite_flag="--overwri
 
 def add_precision(parser):
     parser.add_argument("--precision", choices=["fp32", "tf32"],
-                        help="GPU: float32 products in full precision (CuPy's default) or on TF32 tensor "
-                             "cores (PyTorch's default for convolutions; faster, 10-bit mantissas)")
+                        help="GPU: float32 products on TF32 tensor cores (the default, as PyTorch runs its "
+                             "convolutions; 10-bit mantissas) or in full precision (CuPy's own default; "
+                             "CUPY_TF32=0 in the environment chooses it too)")
 
 
 def apply_precision(args):
-    """--precision, before any product is computed (:func:`backend.set_gpu_precision`); tf32
-    on the CPU is one line: it has no TF32, every float32 product there is full precision."""
-    from .backend import resolve_device, set_gpu_precision
+    """--precision, before any product is computed (:func:`backend.set_gpu_precision`). Without
+    the flag the environment's ``CUPY_TF32`` stands where it is set, else a GPU takes tf32, the
+    precision PyTorch's convolutions ship with, so that a comparison with PyTorch is like for
+    like (the tests set ``CUPY_TF32=0``: they check full float32). tf32 asked for on the CPU
+    is one line: it has no TF32, every float32 product there is full precision."""
+    from .backend import TF32_ENV, resolve_device, set_gpu_precision
     if args.precision is None:
+        if TF32_ENV not in os.environ:
+            set_gpu_precision("tf32")  # before the device probe's first product, which reads it
+            if resolve_device(args.device) != "gpu":
+                del os.environ[TF32_ENV]  # nothing set for a CPU run to pass on
         return
     set_gpu_precision(args.precision)
     if args.precision == "tf32" and resolve_device(args.device) != "gpu":
         raise Misuse("--precision tf32 is a GPU's (its TF32 tensor cores); this run is on the CPU, "
                      "which computes float32 in full: leave it out")
+
+
+def device_said(device):
+    """"cpu", or "gpu (tf32 products)" / "gpu (fp32 products)": a device as a command's report
+    names it, a GPU with the precision of its products, which the results depend on."""
+    from .backend import gpu_precision
+    return f"gpu ({gpu_precision()} products)" if device == "gpu" else device
 
 
 def require_dropout(model, name, path):

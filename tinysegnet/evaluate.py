@@ -96,6 +96,8 @@ def _evaluate(args):
     where = f"{args.split} split, {'full resolution' if args.full_res else 'at %dx%d' % tuple(config.size)}"
     if args.samples:
         where += f", Monte Carlo dropout with {args.samples} samples"
+    if model.device == "gpu":
+        where += f", on the {cli.device_said(model.device)}"
     title = f"{os.path.basename(args.checkpoint)} ({config.model}, epoch {progress['epoch']}) on the {where}"
     print(title)
     print(format_scores(result, classes.names))

@@ -182,7 +182,7 @@ def _train(args):
     print(f"{c.model} ({run.model.num_parameters():,} parameters) on "
           f"{c.data_dir or 'the synthetic set'} at {c.size[0]}x{c.size[1]}: "
           f"{len(run.train_split)} train / {len(run.val_split)} val images, batch {c.batch_size}, "
-          f"device {run.device}; epochs {first}-{c.epochs}; run folder {run.out_dir}", flush=True)
+          f"device {cli.device_said(run.device)}; epochs {first}-{c.epochs}; run folder {run.out_dir}", flush=True)
     # One bar for the run (its ETA is the run's) and one per epoch, each started before its
     # first batch so that its first rate is a real one.
     note = gpu_skipped_note(args.device)
