@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tinysegnet import checkpoint, engine, evaluate, predict, train, viz
+from tinysegnet import checkpoint, demo, engine, evaluate, experiments, predict, train, viz
 from tinysegnet.data import CLASSES
 
 
@@ -85,14 +85,17 @@ def test_cuda_graph_misuse_is_one_line_before_anything_is_written(tmp_path, caps
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "experiments"])
 def test_tf32_on_the_cpu_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch, command):
     monkeypatch.setenv("TINYSEGNET_DEVICE", "cpu")
     monkeypatch.delenv("CUPY_TF32", raising=False)  # restored after the test, whatever the command sets
     argv = {"train": ["--epochs", "1", "--out", str(tmp_path / "out")],
             "evaluate": [str(tmp_path / "best.npz"), "--json", str(tmp_path / "out")],
-            "predict": [str(tmp_path / "best.npz"), str(tmp_path), "--out", str(tmp_path / "out")]}[command]
-    main = {"train": train.main, "evaluate": evaluate.main, "predict": predict.main}[command]
+            "predict": [str(tmp_path / "best.npz"), str(tmp_path), "--out", str(tmp_path / "out")],
+            "demo": [str(tmp_path / "best.npz")],
+            "experiments": ["decoders", "--data-dir", str(tmp_path), "--runs", str(tmp_path / "out")]}[command]
+    main = {"train": train.main, "evaluate": evaluate.main, "predict": predict.main, "demo": demo.main,
+            "experiments": experiments.main}[command]
     with pytest.raises(SystemExit) as e:
         main([*argv, "--precision", "tf32"])
     assert e.value.code == 2 and "--precision tf32 is a GPU's" in capsys.readouterr().err

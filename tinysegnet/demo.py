@@ -33,6 +33,7 @@ def main(argv=None):
     p.add_argument("--samples", type=non_negative_int, default=0,
                    help="Monte Carlo dropout samples per image by default (Bayesian models; the page can change it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    cli.add_precision(p)
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.pretrained):
         p.error("give a checkpoint or --pretrained NAME (one of them)")
@@ -124,6 +125,7 @@ def _samples(text, default):
 
 
 def _serve(args):
+    cli.apply_precision(args)  # before the device is probed: CuPy reads it at its first product
     path = engine.pretrained.pretrained_path(args.pretrained) if args.pretrained else args.checkpoint
     model, config, _ = engine.load_run(path, resolve_device(args.device))
     if args.samples:

@@ -298,6 +298,7 @@ def main(argv):
 
 
 def _bayesian(args, argv):
+    cli.apply_precision(args)  # before the device is probed: CuPy reads it at its first product
     cli.writable_folder(args.report)
     cli.writable_folder(args.runs)
     runs = [os.path.join(args.runs, name) for name in MODELS]

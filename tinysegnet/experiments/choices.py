@@ -100,6 +100,7 @@ def main(argv):
 
 
 def _choices(args, argv):
+    cli.apply_precision(args)  # before the device is probed: CuPy reads it at its first product
     cli.writable_folder(args.report)
     cli.writable_folder(args.runs)
     device = resolve_device(args.device)

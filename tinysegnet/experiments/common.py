@@ -91,6 +91,7 @@ def protocol_parser(name, description, runs_help, report_help, epochs, data_help
     p.add_argument("--report", help=f"{report_help} (default: the --runs folder; the repository's "
                                     f"docs/ hold the recorded ones)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    cli.add_precision(p)
     return p
 
 

@@ -82,6 +82,7 @@ def main(argv):
 
 
 def _decoders(args, argv):
+    cli.apply_precision(args)  # before the device is probed: CuPy reads it at its first product
     cli.writable_folder(args.report)
     cli.writable_folder(args.runs)
     rows = []
