@@ -187,7 +187,7 @@ class Conv2d(Module):
 
     def forward(self, x):
         b = self.bias.data if self.bias is not None else None
-        out, cache = F.conv2d_forward(x, self.weight.data, b)
+        out, cache = F.conv2d_forward(x, self.weight.data, b, backward=self.training)
         self._keep(cache)
         return out
 
@@ -197,7 +197,7 @@ class Conv2d(Module):
                                 bn.gamma.data, bn.beta.data, bn.running_mean, bn.running_var, bn.eps)
         self._keep(None)
         bn._keep(None)
-        return F.conv2d_forward(x, w, b)[0]
+        return F.conv2d_forward(x, w, b, backward=False)[0]
 
     def backward(self, dout):
         dx, dw, db = F.conv2d_backward(dout, _take(self), need_dx=self.input_grad)

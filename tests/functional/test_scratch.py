@@ -64,3 +64,12 @@ def test_gpu_chunks_fit_a_quarter_of_the_free_memory(stand_in, monkeypatch, rng)
     out, _ = F.conv2d_forward(x, w, method="rowshift")
     ref, _ = F.conv2d_forward_reference(x, w)
     np.testing.assert_allclose(out.get(), ref.get(), rtol=1e-12, atol=1e-12)
+
+
+def test_row_chunks_take_whole_images_while_one_fits_else_even_bands_of_rows():
+    x = np.zeros((3, 2, 10, 4))
+    whole = slice(0, 10)
+    assert scratch.row_chunks(x, 10, 5, {"cpu": 100, "gpu": 0}) == [(slice(0, 2), whole), (slice(2, 3), whole)]
+    bands = scratch.row_chunks(x[:1], 10, 5, {"cpu": 20, "gpu": 0})  # 4 rows a band at most: 3 bands
+    assert bands == [(slice(0, 1), slice(0, 4)), (slice(0, 1), slice(4, 8)), (slice(0, 1), slice(8, 10))]
+    assert scratch.row_chunks(x[:1], 10, 5, {"cpu": 1, "gpu": 0})[-1] == (slice(0, 1), slice(9, 10))  # a row at least

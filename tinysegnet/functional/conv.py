@@ -191,13 +191,16 @@ def choose_method(x_shape, w_shape, xp):
     return "im2col" if C < 16 or N * H * W <= 4 * F else "rowshift"
 
 
-def conv2d_forward(x, w, b=None, pad=None, method=None):
+def conv2d_forward(x, w, b=None, pad=None, method=None, backward=True):
     """Fast convolution. Returns ``(out, cache)``, the cache a :class:`ConvCache`; shapes and
     formula in the module docstring.
 
     ``pad`` defaults to ``k // 2`` (output the size of the input) and may be 0..k-1.
     ``method`` is one of :data:`METHODS` (those of :data:`ONLY_KERNEL` for their kernel size
-    only); None lets :func:`choose_method` pick.
+    only); None lets :func:`choose_method` pick. ``backward=False`` says no backward pass will
+    follow (inference): the FFT methods then keep no transform for it and may take an image in
+    parts, holding less memory (a backward pass called all the same computes the transform
+    again).
     """
     pad = _check_conv_args("conv2d_forward", x, w, b, pad)
     k = w.shape[2]
@@ -209,12 +212,12 @@ def conv2d_forward(x, w, b=None, pad=None, method=None):
     if ONLY_KERNEL.get(method, k) != k:
         raise ValueError(f"conv2d_forward: the {method} method computes {ONLY_KERNEL[method]}x"
                          f"{ONLY_KERNEL[method]} kernels only, got w {tuple(w.shape)}")
-    kept = {}
+    kept = {} if backward else None
     out = (METHODS[method].conv_forward(x, w, pad, kept) if method in _KEEPING
            else METHODS[method].conv_forward(x, w, pad))
     if b is not None:
         out += b[None, :, None, None]
-    return out, ConvCache(x, w, b is not None, pad, method, kept.get("spectrum"))
+    return out, ConvCache(x, w, b is not None, pad, method, kept.get("spectrum") if backward else None)
 
 
 def conv2d_backward(dout, cache, need_dx=True):

@@ -22,11 +22,12 @@ needs a handful per chunk of images where row shifts need about 2 k per image.
 
 from ..backend import xp_of
 from . import long_sums
-from .scratch import image_chunks, scratch, zero_padded
+from .scratch import row_chunks, scratch, zero_padded
 
-# Images are taken in chunks whose columns hold at most this many values: 16 MB of float32
-# on the CPU, where the product runs faster on columns that stay near the cache; 1 GiB on a
-# GPU, where each chunk costs kernel launches and memory is plentiful.
+# Images (or bands of an image's rows, ``scratch.row_chunks``) are taken in chunks whose
+# columns hold at most this many values: 16 MB of float32 on the CPU, where the product runs
+# faster on columns that stay near the cache; 1 GiB on a GPU, where each chunk costs kernel
+# launches and memory is plentiful.
 COLUMNS_LIMIT = {"cpu": 2 ** 22, "gpu": 2 ** 28}
 
 
@@ -51,12 +52,12 @@ def conv_forward(x, w, pad):
     xpad = zero_padded(x, pad, "im2col.padded")
     w2d = w.reshape(F, C * k * k)  # a copy only for a flipped view (dx below)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for part in image_chunks(x, C * k * k * Ho * Wo, COLUMNS_LIMIT):
-        cols = _im2col(xpad[part], k, Ho, Wo)
-        n = cols.shape[1] // (Ho * Wo)
-        product = scratch("im2col.products", (F, n, Ho, Wo), x.dtype, xp)
-        xp.matmul(w2d, cols, out=product.reshape(F, n * Ho * Wo))
-        out[part] = product.transpose(1, 0, 2, 3)
+    for part, rows in row_chunks(x, Ho, C * k * k * Wo, COLUMNS_LIMIT):
+        n, r = part.stop - part.start, rows.stop - rows.start
+        cols = _im2col(xpad[part, :, rows.start:rows.stop + k - 1], k, r, Wo)
+        product = scratch("im2col.products", (F, n, r, Wo), x.dtype, xp)
+        xp.matmul(w2d, cols, out=product.reshape(F, n * r * Wo))
+        out[part, :, rows] = product.transpose(1, 0, 2, 3)
     return out
 
 
@@ -68,13 +69,13 @@ def conv_backward(dout, x, w, pad, need_dx):
     Ho, Wo = dout.shape[2:]
     xpad = zero_padded(x, pad, "im2col.padded")
     dw = None
-    for part in image_chunks(x, C * k * k * Ho * Wo, COLUMNS_LIMIT):
-        cols = _im2col(xpad[part], k, Ho, Wo)
-        n = cols.shape[1] // (Ho * Wo)
-        dout2d = scratch("im2col.dout_by_filter", (F, n, Ho, Wo), dout.dtype, xp)
-        dout2d[...] = dout[part].transpose(1, 0, 2, 3)
+    for part, rows in row_chunks(x, Ho, C * k * k * Wo, COLUMNS_LIMIT):
+        n, r = part.stop - part.start, rows.stop - rows.start
+        cols = _im2col(xpad[part, :, rows.start:rows.stop + k - 1], k, r, Wo)
+        dout2d = scratch("im2col.dout_by_filter", (F, n, r, Wo), dout.dtype, xp)
+        dout2d[...] = dout[part, :, rows].transpose(1, 0, 2, 3)
         # a new array: dw never lives in scratch; a long sum, the same on any thread count
-        product = long_sums.matmul(dout2d.reshape(F, n * Ho * Wo), cols.T)
+        product = long_sums.matmul(dout2d.reshape(F, n * r * Wo), cols.T)
         if dw is None:
             dw = product
         else:

@@ -37,6 +37,23 @@ def image_chunks(x, per_image, limits):
     return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
+def row_chunks(x, rows, per_row, limits):
+    """(images, rows) slice pairs covering a method's output, batch x (N, ...) and ``rows``
+    output rows an image, each pair's largest temporary holding at most ``limits[device]``
+    values (``per_row`` of them an output row): whole images while one fits, as
+    :func:`image_chunks` takes them; else an image at a time, in as few bands of rows as fit
+    the limit (a row at least). Why the bands: one 360x480 image's im2col
+    columns for a 3-channel 7x7 layer are 97 MiB, which scratch then keeps for the rest of the
+    forward pass; in bands of 16 MiB the columns stay near the cache too."""
+    N = x.shape[0]
+    limit = min(limits["gpu"], free_values(x)) if is_cupy_array(x) else limits["cpu"]
+    if per_row * rows <= limit:
+        return [(part, slice(0, rows)) for part in image_chunks(x, per_row * rows, limits)]
+    bands = -(-per_row * rows // max(limit, per_row))
+    band = -(-rows // bands)
+    return [(slice(n, n + 1), slice(r, min(r + band, rows))) for n in range(N) for r in range(0, rows, band)]
+
+
 def free_values(x):
     """Values of x's dtype that a quarter of its GPU's free memory holds, the blocks CuPy's
     pool keeps for reuse counted as free: a chunk's largest temporary and the two or three
