@@ -133,28 +133,30 @@ def test_im2col_in_chunks_of_images(rng, monkeypatch):
             rel_close(a, b, 1e-12)
 
 
-def test_fft_tiles_infer_one_image_in_bands_of_tile_rows(rng, monkeypatch):
+def test_fft_tiles_infer_one_image_in_bands_of_tile_rows(xp, rng, monkeypatch):
     """Inference on one image (``backward=False``) takes its tile rows in bands whose spectrum
     fits the limit; the result is the loops', and a backward pass asked for anyway computes
     the spectrum again. A batch, or a forward pass for training, stays whole."""
     from tinysegnet.functional import conv_fft_tiles
     x, w = rng.standard_normal((1, 3, 36, 24)), rng.standard_normal((2, 3, 7, 7))  # 3 x 2 tiles of 12
     ref, ref_cache = F.conv2d_forward_reference(x, w)
+    dout = rng.standard_normal(ref.shape)
+    x, w, d = xp.asarray(x), xp.asarray(w), xp.asarray(dout)
     per_row = 18 * 10 * 2 * 3  # L Lb tW C: one tile row's spectrum
-    monkeypatch.setitem(conv_fft_tiles.SPECTRUM_LIMIT, "cpu", per_row)
+    for device in ("cpu", "gpu"):
+        monkeypatch.setitem(conv_fft_tiles.SPECTRUM_LIMIT, device, per_row)
     bands = []
     spectrum = conv_fft_tiles._spectrum
     monkeypatch.setattr(conv_fft_tiles, "_spectrum", lambda z, *a: bands.append(z.shape) or spectrum(z, *a))
     out, cache = F.conv2d_forward(x, w, method="fft-tiles", backward=False)
     rel_close(out, ref, 1e-12)
     assert [s[2] for s in bands] == [18, 18, 18] and cache.spectrum is None  # a tile row each
-    dout = rng.standard_normal(ref.shape)
-    for ours, theirs in zip(F.conv2d_backward(dout, cache), F.conv2d_backward_reference(dout, ref_cache)):
+    for ours, theirs in zip(F.conv2d_backward(d, cache), F.conv2d_backward_reference(dout, ref_cache)):
         if theirs is not None:
             rel_close(ours, theirs, 1e-12)
     bands.clear()
     F.conv2d_forward(x, w, method="fft-tiles")  # for training: whole, the spectrum kept
-    F.conv2d_forward(np.concatenate([x, x]), w, method="fft-tiles", backward=False)  # a batch: whole
+    F.conv2d_forward(xp.concatenate([x, x]), w, method="fft-tiles", backward=False)  # a batch: whole
     assert [s[2] for s in bands] == [42, 42]
 
 
