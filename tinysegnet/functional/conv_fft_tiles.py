@@ -121,7 +121,8 @@ def conv_forward(x, w, pad, keep=None):
     # Inference on one image (predict at full size) takes its tile rows in bands whose spectrum
     # fits SPECTRUM_LIMIT: at 360x480 the layer then peaks 80 MiB lower at the same speed. A batch
     # stays whole: cut in parts, its per-frequency products shrink, and took 15-20% longer at
-    # batch 12, 90x120 and batch 4, 180x240. Training keeps the whole spectrum for dw.
+    # batch 12, 90x120 and batch 4, 180x240 (each measured interleaved with the whole, in one
+    # process). Training keeps the whole spectrum for dw.
     banded = keep is None and N == 1
     chunks = (row_chunks(x, tH, L * (L // 2 + 1) * tW * C, SPECTRUM_LIMIT) if banded
               else [(slice(0, N), slice(0, tH))])
