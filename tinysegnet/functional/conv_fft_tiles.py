@@ -35,8 +35,8 @@ from .scratch import row_chunks, zero_padded
 
 
 EXACT_TILES = range(30, 11, -1)  # tile sides tried, largest first, on an output they divide
-# The most complex values (32 MiB of complex64 on the CPU) of the spectrum of one band of an
-# image's tile rows, when inference on one image takes them a band at a time (conv_forward).
+# When inference on one image takes its tile rows a band at a time (conv_forward): how many
+# complex values one band's spectrum may hold (32 MiB of complex64 on the CPU).
 SPECTRUM_LIMIT = {"cpu": 2 ** 22, "gpu": 2 ** 28}
 
 
