@@ -217,7 +217,7 @@ def conv2d_forward(x, w, b=None, pad=None, method=None, backward=True):
            else METHODS[method].conv_forward(x, w, pad))
     if b is not None:
         out += b[None, :, None, None]
-    return out, ConvCache(x, w, b is not None, pad, method, kept.get("spectrum") if backward else None)
+    return out, ConvCache(x, w, b is not None, pad, method, (kept or {}).get("spectrum"))
 
 
 def conv2d_backward(dout, cache, need_dx=True):

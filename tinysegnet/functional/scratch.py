@@ -32,8 +32,7 @@ def image_chunks(x, per_image, limits):
     and "gpu" limits in values of its largest temporary. On a GPU also at most what a
     quarter of the device's free memory holds (:func:`free_values`)."""
     N = x.shape[0]
-    limit = min(limits["gpu"], free_values(x)) if is_cupy_array(x) else limits["cpu"]
-    step = max(1, limit // per_image)
+    step = max(1, _limit(x, limits) // per_image)
     return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
@@ -45,13 +44,17 @@ def row_chunks(x, rows, per_row, limits):
     the limit (a row at least). Why the bands: one 360x480 image's im2col
     columns for a 3-channel 7x7 layer are 97 MiB, which scratch then keeps for the rest of the
     forward pass; in bands of 16 MiB the columns stay near the cache too."""
-    N = x.shape[0]
-    limit = min(limits["gpu"], free_values(x)) if is_cupy_array(x) else limits["cpu"]
+    N, limit = x.shape[0], _limit(x, limits)
     if per_row * rows <= limit:
         return [(part, slice(0, rows)) for part in image_chunks(x, per_row * rows, limits)]
     bands = -(-per_row * rows // max(limit, per_row))
     band = -(-rows // bands)
     return [(slice(n, n + 1), slice(r, min(r + band, rows))) for n in range(N) for r in range(0, rows, band)]
+
+
+def _limit(x, limits):
+    """``limits``' value for x's device, on a GPU at most what :func:`free_values` allows."""
+    return min(limits["gpu"], free_values(x)) if is_cupy_array(x) else limits["cpu"]
 
 
 def free_values(x):
