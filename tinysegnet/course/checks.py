@@ -380,6 +380,12 @@ def _median_frequency_cases(rng):
         label = f"case {i + 1} (labels {labels.shape}, {K} classes, {K - 1} of them present)"
         cases.append(Case(label, "median_frequency", (labels, K, 11),
                           transforms.median_frequency_weights(labels, K, 11, dtype=np.float64), ("weights",)))
+    # A drawn case's two middle frequencies can tie, and then a median that takes the upper of
+    # the two passes; here 4 classes occur with frequencies 0.4, 0.3, 0.2 and 0.1, never tied.
+    labels = np.repeat(np.array([0, 1, 2, 3]), [8, 6, 4, 2]).reshape(1, 4, 5)
+    cases.append(Case("case 5 (labels (1, 4, 5), 5 classes, 4 of them present in fixed shares)", "median_frequency",
+                      (labels, 5, 11), transforms.median_frequency_weights(labels, 5, 11, dtype=np.float64),
+                      ("weights",)))
     return cases
 
 
